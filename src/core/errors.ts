@@ -1,0 +1,110 @@
+/**
+ * The one error hierarchy of Decision Gate. Every rejection is a `DecisionGateError` with:
+ * - `kind`: the wire category (mapped to JSON-RPC codes and HTTP statuses in one place, by the server);
+ * - `code`: a stable, fine-grained identifier that clients and tests may match on;
+ * - `message`: the human text (the reference's exact text where one exists);
+ * - `details`: optional structured data, never secrets.
+ */
+export type ErrorKind =
+  | "invalid_request"
+  | "invalid_params"
+  | "not_found"
+  | "conflict"
+  | "control_plane"
+  | "runpack"
+  | "internal";
+
+export type ErrorDetails = Record<string, unknown>;
+
+export class DecisionGateError extends Error {
+  readonly kind: ErrorKind;
+  readonly code: string;
+  readonly details: ErrorDetails | undefined;
+
+  constructor(kind: ErrorKind, code: string, message: string, details?: ErrorDetails) {
+    super(message);
+    this.name = new.target.name;
+    this.kind = kind;
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** Text that is not JSON (or not within the parser's limits). */
+export class JsonParseError extends DecisionGateError {
+  constructor(message: string) {
+    super("invalid_request", "json_invalid", message);
+  }
+}
+
+/** A value that does not have the shape a wire type requires; the message names the offending field. */
+export class InvalidInputError extends DecisionGateError {
+  constructor(message: string, details?: ErrorDetails) {
+    super("invalid_params", "invalid_input", message, details);
+  }
+}
+
+/** One problem found while validating a scenario spec. */
+export interface SpecProblem {
+  /** Stable identifier of the rule that failed, e.g. `duplicate_stage_id`. */
+  readonly code: string;
+  /** Location inside the spec, e.g. `stages[1].gates[0].requirement`. */
+  readonly path: string;
+  readonly message: string;
+}
+
+/**
+ * A scenario spec failed definition-time validation. The message starts with the first problem exactly as the
+ * reference words it; every problem found is listed in the message and in `details.problems`.
+ */
+export class SpecInvalidError extends DecisionGateError {
+  readonly problems: readonly SpecProblem[];
+
+  constructor(problems: readonly SpecProblem[]) {
+    super("control_plane", "spec_invalid", `invalid scenario spec: ${problems.map((p) => p.message).join("; ")}`, {
+      problems: problems.map((p) => ({ ...p })),
+    });
+    this.problems = problems;
+  }
+}
+
+/** A refusal or failure of the control plane; messages follow the reference's `ControlPlaneError` texts. */
+export class ControlPlaneError extends DecisionGateError {
+  constructor(code: string, message: string, details?: ErrorDetails) {
+    super("control_plane", code, message, details);
+  }
+}
+
+/** A request that contradicts what is already recorded (same id, different content). */
+export class ConflictError extends DecisionGateError {
+  constructor(code: string, message: string, details?: ErrorDetails) {
+    super("conflict", code, message, details);
+  }
+}
+
+export class NotFoundError extends DecisionGateError {
+  constructor(code: string, message: string, details?: ErrorDetails) {
+    super("not_found", code, message, details);
+  }
+}
+
+/** Canonicalization or hashing could not be done (non-finite float, size limit). */
+export class HashError extends DecisionGateError {
+  constructor(code: "non_finite_float" | "size_limit_exceeded", message: string, details?: ErrorDetails) {
+    super("control_plane", code, message, details);
+  }
+}
+
+/** A runpack could not be built, read or written. */
+export class RunpackError extends DecisionGateError {
+  constructor(code: string, message: string, details?: ErrorDetails) {
+    super("runpack", code, message, details);
+  }
+}
+
+/** A broken invariant: a bug, never the caller's fault. */
+export class InternalError extends DecisionGateError {
+  constructor(message: string, details?: ErrorDetails) {
+    super("internal", "internal", message, details);
+  }
+}
