@@ -68,7 +68,9 @@ export function decode<T extends z.ZodType>(schema: T, input: unknown, label: st
 }
 
 function describeIssue(issue: z.core.$ZodRawIssue): string | undefined {
-  if (issue.input === undefined && issue.code === "invalid_type") return "missing field";
+  if (issue.input === undefined && (issue.code === "invalid_type" || issue.code === "invalid_value")) {
+    return "missing field";
+  }
   if (issue.code === "invalid_type" && issue.expected === "bigint") return "expected an integer";
   return undefined;
 }

@@ -1,0 +1,116 @@
+import { DecisionGateError } from "../errors.js";
+import type { HashDigest, Timestamp } from "../wire/common.js";
+import type {
+  DecisionRecord,
+  DispatchTarget,
+  GateEvalRecord,
+  PacketRecord,
+  RunState,
+  RunStatus,
+  SubmissionRecord,
+  ToolCallRecord,
+  TriggerEvent,
+  TriggerRecord,
+} from "./schema.js";
+
+/*
+ * The contract between the control plane and a run-state store.
+ *
+ * A run is a small mutable head plus six append-only logs. The control plane never rewrites history: each
+ * call reads what it needs through a `RunSession` (indexed lookups, no full load) and commits a `RunChange`
+ * of appended records with the head version it read. A store rejects a commit whose version is stale, so
+ * concurrent writers (other processes on the same database included) can never fork a run; the control
+ * plane then retries on fresh state. This keeps the cost of a trigger independent of the run's length.
+ */
+
+export interface RunKey {
+  tenant_id: bigint;
+  namespace_id: bigint;
+  run_id: string;
+}
+
+export function runKeyText(key: RunKey): string {
+  return `${key.tenant_id}/${key.namespace_id}/${key.run_id}`;
+}
+
+export interface LogCounts {
+  triggers: number;
+  gate_evals: number;
+  decisions: number;
+  packets: number;
+  submissions: number;
+  tool_calls: number;
+}
+
+export interface RunHead extends RunKey {
+  scenario_id: string;
+  spec_hash: HashDigest;
+  current_stage_id: string;
+  stage_entered_at: Timestamp;
+  status: RunStatus;
+  dispatch_targets: DispatchTarget[];
+  counts: LogCounts;
+  /** Increases by one with every commit. */
+  version: number;
+}
+
+/** A consistent read view of one run at `head.version`. */
+export interface RunSession {
+  readonly head: RunHead;
+  decisionForTrigger(triggerId: string): Promise<DecisionRecord | undefined>;
+  triggerEvent(triggerId: string): Promise<TriggerEvent | undefined>;
+  lastDecision(): Promise<DecisionRecord | undefined>;
+  packetsOfDecision(decisionId: string): Promise<PacketRecord[]>;
+  submission(submissionId: string): Promise<SubmissionRecord | undefined>;
+  issuedPacketIds(): Promise<string[]>;
+}
+
+export interface AppendedRecords {
+  triggers: TriggerRecord[];
+  gate_evals: GateEvalRecord[];
+  decisions: DecisionRecord[];
+  packets: PacketRecord[];
+  submissions: SubmissionRecord[];
+  tool_calls: ToolCallRecord[];
+}
+
+export interface RunChange {
+  current_stage_id: string;
+  stage_entered_at: Timestamp;
+  status: RunStatus;
+  appended: AppendedRecords;
+}
+
+export interface RunStateStore {
+  /** Stores a new run; fails with `run_exists` when the key is taken. */
+  create(state: RunState): Promise<void>;
+  /** Opens a read view, or `undefined` when the run does not exist. */
+  open(key: RunKey): Promise<RunSession | undefined>;
+  /** Applies `change` atomically if the run is still at `expectedVersion`, else throws `StaleRunVersionError`. */
+  commit(key: RunKey, expectedVersion: number, change: RunChange): Promise<void>;
+  /** Assembles the full run state (for start results and runpacks). */
+  load(key: RunKey): Promise<RunState | undefined>;
+  /** Whether the store can serve requests. */
+  ready(): Promise<boolean>;
+}
+
+export class StaleRunVersionError extends DecisionGateError {
+  constructor(key: RunKey) {
+    super("control_plane", "run_version_conflict", `run was modified concurrently: ${key.run_id}`);
+  }
+}
+
+export function emptyAppendedRecords(): AppendedRecords {
+  return { triggers: [], gate_evals: [], decisions: [], packets: [], submissions: [], tool_calls: [] };
+}
+
+export function countsOf(state: RunState): LogCounts {
+  return {
+    triggers: state.triggers.length,
+    gate_evals: state.gate_evals.length,
+    decisions: state.decisions.length,
+    packets: state.packets.length,
+    submissions: state.submissions.length,
+    tool_calls: state.tool_calls.length,
+  };
+}

@@ -1,0 +1,118 @@
+import { digestEquals, hashBytes, hashCanonical } from "../../json/hash.js";
+import type { JsonValue } from "../../json/value.js";
+import { canonicalJson } from "../../json/write.js";
+import { RunpackError } from "../errors.js";
+import type { RunState } from "../run/schema.js";
+import { specHash } from "../spec/hash.js";
+import type { ScenarioSpec } from "../spec/schema.js";
+import type { Timestamp } from "../wire/common.js";
+import {
+  type AnchorPolicy,
+  type ArtifactKind,
+  type ArtifactRecord,
+  type FileHashEntry,
+  MANIFEST_VERSION,
+  type RunpackManifest,
+  type RunpackReader,
+  type RunpackSecurity,
+  type RunpackSink,
+  type VerificationReport,
+} from "./manifest.js";
+import { verifyRunpack } from "./verifier.js";
+
+export const DEFAULT_MANIFEST_NAME = "manifest.json";
+export const VERIFIER_REPORT_PATH = "artifacts/verifier_report.json";
+
+export interface RunpackBuildOptions {
+  generatedAt: Timestamp;
+  manifestName?: string;
+  anchorPolicy?: AnchorPolicy;
+  security?: RunpackSecurity;
+  /** Also verify the written runpack and add the report as the last artifact. */
+  verification?: { reader: RunpackReader };
+}
+
+export interface RunpackBuildResult {
+  manifest: RunpackManifest;
+  /** The report written into the runpack (its `checked_files` excludes the report itself), or null. */
+  report: VerificationReport | null;
+}
+
+/** The run's logs, in the fixed artifact order of the reference (evidence §8.2). */
+function runArtifacts(spec: ScenarioSpec, state: RunState): Array<[string, ArtifactKind, unknown]> {
+  return [
+    ["artifacts/scenario_spec.json", "scenario_spec", spec],
+    ["artifacts/triggers.json", "trigger_log", state.triggers],
+    ["artifacts/gate_evals.json", "gate_eval_log", state.gate_evals],
+    ["artifacts/decisions.json", "decision_log", state.decisions],
+    ["artifacts/packets.json", "packet_log", state.packets],
+    ["artifacts/submissions.json", "submission_log", state.submissions],
+    ["artifacts/tool_calls.json", "tool_transcript", state.tool_calls],
+  ];
+}
+
+/** Writes a deterministic runpack for `state`: canonical artifacts, then the canonical manifest. */
+export async function buildRunpack(
+  spec: ScenarioSpec,
+  state: RunState,
+  sink: RunpackSink,
+  options: RunpackBuildOptions,
+): Promise<RunpackBuildResult> {
+  if (!digestEquals(specHash(spec), state.spec_hash)) {
+    throw new RunpackError("spec_hash_mismatch", "hashing error: run state spec hash mismatch");
+  }
+  const manifestName = options.manifestName ?? DEFAULT_MANIFEST_NAME;
+  const artifacts: ArtifactRecord[] = [];
+  for (const [path, kind, value] of runArtifacts(spec, state)) {
+    artifacts.push(await writeArtifact(sink, path, kind, value));
+  }
+  let manifest = manifestFor(spec, state, options, artifacts);
+  await writeManifest(sink, manifestName, manifest);
+  if (options.verification === undefined) return { manifest, report: null };
+
+  // The report covers the files just written; the unlisted-file check belongs to whoever verifies the directory.
+  const { reader } = options.verification;
+  const report = await verifyRunpack(manifest, { read: (path, maxBytes) => reader.read(path, maxBytes) });
+  artifacts.push(await writeArtifact(sink, VERIFIER_REPORT_PATH, "verifier_report", report));
+  manifest = manifestFor(spec, state, options, artifacts);
+  await writeManifest(sink, manifestName, manifest);
+  return { manifest, report };
+}
+
+async function writeArtifact(sink: RunpackSink, path: string, kind: ArtifactKind, value: unknown) {
+  const bytes = Buffer.from(canonicalJson(value as JsonValue), "utf8");
+  await sink.write(path, bytes);
+  return { artifact_id: path, kind, path, content_type: "application/json", hash: hashBytes(bytes), required: true };
+}
+
+async function writeManifest(sink: RunpackSink, name: string, manifest: RunpackManifest): Promise<void> {
+  await sink.write(name, Buffer.from(canonicalJson(manifest as unknown as JsonValue), "utf8"));
+}
+
+export function rootHashOf(fileHashes: FileHashEntry[]) {
+  return hashCanonical(fileHashes as unknown as JsonValue);
+}
+
+function manifestFor(
+  spec: ScenarioSpec,
+  state: RunState,
+  options: RunpackBuildOptions,
+  artifacts: ArtifactRecord[],
+): RunpackManifest {
+  const fileHashes = artifacts.map((artifact) => ({ path: artifact.path, hash: artifact.hash }));
+  return {
+    manifest_version: MANIFEST_VERSION,
+    generated_at: options.generatedAt,
+    scenario_id: spec.scenario_id,
+    tenant_id: state.tenant_id,
+    namespace_id: state.namespace_id,
+    run_id: state.run_id,
+    spec_hash: state.spec_hash,
+    hash_algorithm: "sha256",
+    verifier_mode: "offline_strict",
+    anchor_policy: options.anchorPolicy?.providers === undefined ? undefined : options.anchorPolicy,
+    security: options.security,
+    integrity: { file_hashes: fileHashes, root_hash: rootHashOf(fileHashes) },
+    artifacts: [...artifacts],
+  };
+}
