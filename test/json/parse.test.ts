@@ -20,8 +20,8 @@ describe("lossless parsing", () => {
   });
 
   it("turns integers beyond u64 and i64 into floats, as serde_json does", () => {
-    expect(parseJson("18446744073709551616")).toBe(18446744073709551616);
-    expect(parseJson("-9223372036854775809")).toBe(-9223372036854775809);
+    expect(parseJson("18446744073709551616")).toBe(2 ** 64);
+    expect(parseJson("-9223372036854775809")).toBe(-(2 ** 63));
   });
 
   it("keeps `1` and `1.0` apart under structural equality but hashes them alike", () => {
