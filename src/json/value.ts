@@ -65,3 +65,22 @@ function asArray(value: JsonValue[] | Uint8Array): JsonValue[] {
 function definedKeys(value: JsonObject): string[] {
   return Object.keys(value).filter((key) => value[key] !== undefined);
 }
+
+/**
+ * A copy in plain JavaScript JSON form (integers as `number`, bytes as number arrays) for libraries that do
+ * not know the lossless model, such as JSON Schema validators. Integers beyond 2^53 lose precision here, so
+ * use it only for checks, never for values that are stored, hashed or compared.
+ */
+export function toPlainJson(value: JsonValue | undefined): unknown {
+  if (typeof value === "bigint") return Number(value);
+  if (value instanceof Uint8Array) return Array.from(value);
+  if (Array.isArray(value)) return value.map(toPlainJson);
+  if (isJsonObject(value)) {
+    const plain: Record<string, unknown> = {};
+    for (const key of Object.keys(value)) {
+      if (value[key] !== undefined) setOwn(plain as JsonObject, key, toPlainJson(value[key]) as JsonValue);
+    }
+    return plain;
+  }
+  return value;
+}

@@ -469,6 +469,23 @@ describe("evidence failures and trust", () => {
     expect((await tightened.plane.next(nextRequest("t-1", 10))).decision.outcome.kind).toBe("hold");
   });
 
+  it("by default records no raw value, but keeps the hash, anchor and status", async () => {
+    const store = new MemoryRunStateStore();
+    const plane = new ControlPlane(specFrom(RELEASE_GATE), { store, evidence: new TimeEvidence() });
+    await plane.start(runConfig(), logical(1), false);
+    await plane.next(nextRequest("t-1", 3));
+    expect((await store.load(runConfig()))?.gate_evals[0]?.evidence[0]).toEqual({
+      condition_id: "after_window",
+      status: "False",
+      result: {
+        ...jsonResult(false, { anchor_type: "trigger_time_logical", anchor_value: "3" }),
+        value: null,
+        content_type: null,
+        evidence_hash: sha("fcbcf165908dd18a9e49f7ff27810176db8e9f63b4352213741664245224f8aa"),
+      },
+    });
+  });
+
   it("the engine recomputes a provider-supplied evidence hash", async () => {
     const { plane, store, evidence } = harness(twoProviders());
     evidence.script("ext", () => ({ ...jsonResult(true), evidence_hash: sha("00") }));

@@ -10,6 +10,7 @@ import { decode } from "../../src/core/wire/common.js";
 import { parseJson } from "../../src/json/parse.js";
 import { FilesystemRunpack, verifyRunpackDirectory } from "../../src/runpack/filesystem.js";
 import { MemoryRunStateStore } from "../../src/store/memory.js";
+import { RAW_VALUES } from "../support/scenarios.js";
 import { readSharedJson, sharedPath } from "../support/shared.js";
 import { TimeEvidence } from "../support/time-evidence.js";
 
@@ -37,7 +38,9 @@ function filesUnder(root: string): string[] {
 async function reproduce(fixture: string, runId: string, issueEntryPackets: boolean): Promise<string> {
   const spec = decode(ScenarioSpec, readSharedJson(`${GOLDEN}/${fixture}/artifacts/scenario_spec.json`), "spec");
   const store = new MemoryRunStateStore();
-  const plane = new ControlPlane(spec, { store, evidence: new TimeEvidence() });
+  // The reference exports raw values whatever its disclosure policy says; this project records them only when
+  // the policy allows, so the replay allows the time provider's values (`allow_raw` on `time`).
+  const plane = new ControlPlane(spec, { store, evidence: new TimeEvidence(), disclosure: RAW_VALUES });
   const runConfig = decode(
     RunConfig,
     parseJson(

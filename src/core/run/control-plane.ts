@@ -10,10 +10,12 @@ import type { Timestamp, TriState } from "../wire/common.js";
 import { resolveTransition, stageById, type Transition, timeoutFired } from "./decide.js";
 import {
   DEFAULT_TRUST_POLICY,
+  type Disclosure,
   type EvidenceSource,
   evaluateGates,
   type ProviderMissing,
   queryStageEvidence,
+  REDACT_ALL,
   type TrustPolicy,
 } from "./evidence.js";
 import { KeyedMutex } from "./keyed-mutex.js";
@@ -56,6 +58,8 @@ export interface ControlPlaneOptions {
   dispatchPolicy?: DispatchPolicy;
   dispatcher?: Dispatcher;
   specLimits?: SpecLimits;
+  /** Which providers' raw values may be recorded; by default none (hashes and anchors always are). */
+  disclosure?: Disclosure;
 }
 
 /** What one serialized step on a run produced: a result, the records to commit, and maybe an error to raise. */
@@ -81,6 +85,7 @@ export class ControlPlane {
   private readonly trust: TrustPolicy;
   private readonly dispatchPolicy: DispatchPolicy;
   private readonly dispatcher: Dispatcher;
+  private readonly disclosure: Disclosure;
   private readonly locks: KeyedMutex;
 
   constructor(spec: ScenarioSpec, options: ControlPlaneOptions) {
@@ -92,6 +97,7 @@ export class ControlPlane {
     this.trust = options.trust ?? DEFAULT_TRUST_POLICY;
     this.dispatchPolicy = options.dispatchPolicy ?? createDispatchPolicy({ engine: "permit_all" });
     this.dispatcher = options.dispatcher ?? mcpDispatcher;
+    this.disclosure = options.disclosure ?? REDACT_ALL;
     this.locks = locksByStore.get(options.store) ?? new KeyedMutex();
     locksByStore.set(options.store, this.locks);
   }
@@ -323,7 +329,7 @@ export class ControlPlane {
       trigger_time: trigger.time,
       correlation_id: trigger.correlation_id,
     };
-    const records = await queryStageEvidence(this.spec, stage, this.evidence, context);
+    const records = await queryStageEvidence(this.spec, stage, this.evidence, context, this.disclosure);
     return evaluateGates(this.spec, stage, records, this.trust, trigger.trigger_id);
   }
 

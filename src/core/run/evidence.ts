@@ -76,7 +76,8 @@ function childrenOf(requirement: Requirement): Requirement[] {
 }
 
 /**
- * Queries every condition of the stage (no short-circuit), normalizes each result and compares it.
+ * Queries every condition of the stage (no short-circuit), normalizes each result and compares it, then
+ * redacts what the disclosure policy withholds, so raw values never reach the store or a runpack.
  * Returns the records keyed by condition id, before any per-gate trust adjustment.
  */
 export async function queryStageEvidence(
@@ -84,6 +85,7 @@ export async function queryStageEvidence(
   stage: StageSpec,
   source: EvidenceSource,
   context: EvidenceContext,
+  disclosure: Disclosure,
 ): Promise<Map<string, EvidenceRecord>> {
   const conditions = new Map(spec.conditions.map((condition) => [condition.condition_id, condition]));
   const records = new Map<string, EvidenceRecord>();
@@ -93,7 +95,8 @@ export async function queryStageEvidence(
     const result = normalizeResult(await queryProvider(source, condition, context));
     const status =
       result.error !== null ? "Unknown" : evaluateComparator(condition.comparator, expectedOf(condition), result.value);
-    records.set(conditionId, { condition_id: conditionId, status, result });
+    const recorded = disclosure.allowsRaw(condition.query.provider_id) ? result : redactValue(result);
+    records.set(conditionId, { condition_id: conditionId, status, result: recorded });
   }
   return records;
 }
@@ -106,15 +109,16 @@ async function queryProvider(source: EvidenceSource, condition: ConditionSpec, c
   try {
     return await source.query(condition.query, context);
   } catch (error) {
-    const message =
-      error instanceof EvidenceProviderFailure
-        ? error.message
-        : `evidence provider error: ${error instanceof Error ? error.message : String(error)}`;
-    return providerErrorResult(message);
+    return providerErrorResult(error);
   }
 }
 
-export function providerErrorResult(message: string): EvidenceResult {
+/** The answer recorded for a provider that could not answer: `provider_error` with the failure's message. */
+export function providerErrorResult(failure: unknown): EvidenceResult {
+  const message =
+    failure instanceof EvidenceProviderFailure
+      ? failure.message
+      : `evidence provider error: ${failure instanceof Error ? failure.message : String(failure)}`;
   return {
     value: null,
     lane: "verified",
@@ -125,6 +129,19 @@ export function providerErrorResult(message: string): EvidenceResult {
     signature: null,
     content_type: null,
   };
+}
+
+/** Whether raw evidence values of a provider may be kept (the disclosure policy, evidence §4). */
+export interface Disclosure {
+  allowsRaw(providerId: string): boolean;
+}
+
+/** The default: no raw value is ever kept; hashes, anchors and refs still are. */
+export const REDACT_ALL: Disclosure = { allowsRaw: () => false };
+
+/** Drops what the disclosure policy must not reveal: the value and its content type. */
+export function redactValue(result: EvidenceResult): EvidenceResult {
+  return { ...result, value: null, content_type: null };
 }
 
 /** Clears value-derived fields of failed results and recomputes `evidence_hash` of successful ones. */

@@ -2,7 +2,9 @@ import { z } from "zod";
 import { hashBytes } from "../../json/hash.js";
 import { parseJsonBytes } from "../../json/parse.js";
 import { DecisionGateError } from "../errors.js";
-import { DecisionRecord } from "../run/schema.js";
+import { anchorViolation } from "../run/anchors.js";
+import { DecisionRecord, GateEvalRecord } from "../run/schema.js";
+import { ScenarioSpec } from "../spec/schema.js";
 import { decode } from "../wire/common.js";
 import { rootHashOf } from "./builder.js";
 import {
@@ -14,6 +16,8 @@ import {
 } from "./manifest.js";
 
 const DECISION_LOG_PATH = "artifacts/decisions.json";
+const SPEC_PATH = "artifacts/scenario_spec.json";
+const GATE_EVALS_PATH = "artifacts/gate_evals.json";
 
 export interface VerifyOptions {
   /** The manifest's own path; with a listing reader, every other file must be named by the manifest. */
@@ -49,6 +53,7 @@ export async function verifyRunpack(
     errors.push("root hash mismatch");
   }
   await checkDecisionLog(reader, errors);
+  await checkAnchors(manifest, reader, errors);
   if (reader.list !== undefined) await checkUnlistedFiles(manifest, await reader.list(), options, errors);
   return report(checked, errors);
 }
@@ -73,21 +78,8 @@ async function readOrRecord(
 }
 
 async function checkDecisionLog(reader: RunpackReader, errors: string[]): Promise<void> {
-  const bytes = await readOrRecord(
-    reader,
-    DECISION_LOG_PATH,
-    errors,
-    (message) => `decision log read failed: ${message}`,
-  );
-  if (bytes === undefined) return;
-  let decisions: DecisionRecord[];
-  try {
-    decisions = decode(z.array(DecisionRecord), parseJsonBytes(bytes), "decision log");
-  } catch (error) {
-    if (!(error instanceof DecisionGateError)) throw error;
-    errors.push(`invalid decision log: ${error.message}`);
-    return;
-  }
+  const decisions = await readArtifact(reader, DECISION_LOG_PATH, z.array(DecisionRecord), "decision log", errors);
+  if (decisions === undefined) return;
   const seen = new Set<string>();
   for (const decision of decisions) {
     if (seen.has(decision.trigger_id)) {
@@ -95,6 +87,50 @@ async function checkDecisionLog(reader: RunpackReader, errors: string[]): Promis
       return;
     }
     seen.add(decision.trigger_id);
+  }
+}
+
+/** Reads and decodes a JSON artifact, recording why when it cannot: `<what> read failed` or `invalid <what>`. */
+async function readArtifact<T extends z.ZodType>(
+  reader: RunpackReader,
+  path: string,
+  schema: T,
+  what: string,
+  errors: string[],
+): Promise<z.output<T> | undefined> {
+  const bytes = await readOrRecord(reader, path, errors, (message) => `${what} read failed: ${message}`);
+  if (bytes === undefined) return undefined;
+  try {
+    return decode(schema, parseJsonBytes(bytes), what);
+  } catch (error) {
+    if (!(error instanceof DecisionGateError)) throw error;
+    errors.push(`invalid ${what}: ${error.message}`);
+    return undefined;
+  }
+}
+
+/** Re-checks every recorded anchor against the manifest's anchor policy, offline (evidence §8.5 step 6). */
+async function checkAnchors(manifest: RunpackManifest, reader: RunpackReader, errors: string[]): Promise<void> {
+  const providers = manifest.anchor_policy?.providers;
+  if (providers === undefined || providers.length === 0) return;
+  const spec = await readArtifact(reader, SPEC_PATH, ScenarioSpec, "scenario spec", errors);
+  const gateEvals = await readArtifact(reader, GATE_EVALS_PATH, z.array(GateEvalRecord), "gate eval log", errors);
+  if (spec === undefined || gateEvals === undefined) return;
+  const requirements = new Map(providers.map((entry) => [entry.provider_id, entry.requirement]));
+  const providerOf = new Map(spec.conditions.map((condition) => [condition.condition_id, condition.query.provider_id]));
+  for (const gateEval of gateEvals) {
+    for (const record of gateEval.evidence) {
+      if (record.result.error !== null) continue;
+      const where = `(trigger ${gateEval.trigger_id}, stage ${gateEval.stage_id})`;
+      const providerId = providerOf.get(record.condition_id);
+      if (providerId === undefined) {
+        errors.push(`condition ${record.condition_id} missing from scenario spec ${where}`);
+        continue;
+      }
+      const requirement = requirements.get(providerId);
+      const violation = requirement === undefined ? null : anchorViolation(record.result, requirement);
+      if (violation !== null) errors.push(`anchor invalid for condition ${record.condition_id} ${where}: ${violation}`);
+    }
   }
 }
 

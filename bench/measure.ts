@@ -1,0 +1,42 @@
+import { performance } from "node:perf_hooks";
+
+export interface BenchResult {
+  name: string;
+  /** Operations (one call of the body) per second. */
+  operationsPerSecond: number;
+  /** Units of work per second (operations × units per operation), e.g. evidence evaluations. */
+  unitsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  operations: number;
+}
+
+/** Runs `body` sequentially for about `seconds` after a warm-up and reports throughput and latency. */
+export async function measure(
+  name: string,
+  unitsPerOperation: number,
+  body: () => Promise<void>,
+  seconds = Number(process.env.BENCH_SECONDS ?? 3),
+): Promise<BenchResult> {
+  for (let i = 0; i < 50; i++) await body();
+  const latencies: number[] = [];
+  const start = performance.now();
+  const deadline = start + seconds * 1000;
+  while (performance.now() < deadline) {
+    const before = performance.now();
+    await body();
+    latencies.push(performance.now() - before);
+  }
+  const elapsedSeconds = (performance.now() - start) / 1000;
+  latencies.sort((a, b) => a - b);
+  const percentile = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0;
+  const operationsPerSecond = latencies.length / elapsedSeconds;
+  return {
+    name,
+    operationsPerSecond,
+    unitsPerSecond: operationsPerSecond * unitsPerOperation,
+    p50Ms: percentile(0.5),
+    p99Ms: percentile(0.99),
+    operations: latencies.length,
+  };
+}

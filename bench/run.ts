@@ -1,0 +1,41 @@
+import { writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { benchSignedEvidence } from "./evidence.js";
+import type { BenchResult } from "./measure.js";
+
+/** `npm run bench`: runs every benchmark in one process and rewrites docs/PERFORMANCE.md. */
+async function main(): Promise<void> {
+  const results: BenchResult[] = [];
+  for (const bench of [benchSignedEvidence]) {
+    const result = await bench();
+    results.push(result);
+    console.log(
+      `${result.name}: ${result.operationsPerSecond.toFixed(0)} ops/s, ${result.unitsPerSecond.toFixed(0)} units/s, ` +
+        `p50 ${result.p50Ms.toFixed(3)} ms, p99 ${result.p99Ms.toFixed(3)} ms (${result.operations} ops)`,
+    );
+  }
+  writeFileSync(new URL("../docs/PERFORMANCE.md", import.meta.url), report(results));
+}
+
+function report(results: BenchResult[]): string {
+  const machine = `${cpus().length} × ${cpus()[0]?.model ?? "unknown CPU"}, Node ${process.version}`;
+  const rows = results.map(
+    (r) =>
+      `| ${r.name} | ${r.operationsPerSecond.toFixed(0)} | ${r.unitsPerSecond.toFixed(0)} | ${r.p50Ms.toFixed(3)} | ${r.p99Ms.toFixed(3)} |`,
+  );
+  return `# Performance
+
+Written by \`npm run bench\` (${new Date().toISOString().slice(0, 10)}, ${machine}). Each benchmark runs
+sequentially in one process after a warm-up; \`BENCH_SECONDS\` sets the duration of each (default 3).
+
+| benchmark | operations/s | units/s | p50 ms | p99 ms |
+|---|---|---|---|---|
+${rows.join("\n")}
+
+- **signed evidence**: one \`scenario_next\` on a gate of 10 conditions whose provider signs every answer;
+  each operation runs the trust pipeline (signature and evidence-hash checks with strict Ed25519) ten times,
+  so units are evidence evaluations. Memory store, no transport.
+`;
+}
+
+await main();
