@@ -245,7 +245,7 @@ describe("signature policy", () => {
         const answer = signed(signer, keyPath, true);
         return {
           ...answer,
-          signature: { ...(answer.signature as NonNullable<EvidenceResult["signature"]>), scheme: "rsa" as "ed25519" },
+          signature: { ...(answer.signature as NonNullable<EvidenceResult["signature"]>), scheme: "rsa" },
         };
       },
       "unsupported signature scheme",

@@ -99,7 +99,7 @@ export type EvidenceProviderError = z.output<typeof EvidenceProviderError>;
 
 export const EvidenceAnchor = z.object({ anchor_type: z.string(), anchor_value: z.string() });
 export const EvidenceRef = z.object({ uri: z.string() });
-export const EvidenceSignature = z.object({ scheme: z.literal("ed25519"), key_id: z.string(), signature: Bytes });
+export const EvidenceSignature = z.object({ scheme: z.string(), key_id: z.string(), signature: Bytes });
 
 export const EvidenceResult = z.object({
   value: nullable(EvidenceValue),
