@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { buildRunpack } from "../../src/core/runpack/builder.js";
 import { FilesystemRunpack, verifyRunpackDirectory } from "../../src/runpack/filesystem.js";
-import { harness, logical, nextRequest, RELEASE_GATE, runConfig } from "../support/scenarios.js";
+import { harness, logical, nextRequest, runConfig } from "../support/scenarios.js";
 import { jsonResult } from "../support/time-evidence.js";
 
 const root = mkdtempSync(join(tmpdir(), "dg-anchors-"));
