@@ -486,6 +486,25 @@ describe("evidence failures and trust", () => {
     });
   });
 
+  it("a gate's own minimum applies to that gate only: one answer is True in one gate and Unknown in another", async () => {
+    const twoGates = twoProviders().replace(
+      '"gates": [{"gate_id": "window_gate", "requirement": {"And": [{"Condition": "after_window"}, {"Condition": "ext"}]}}]',
+      `"gates": [{"gate_id": "open_gate", "requirement": {"Condition": "ext"}},
+                 {"gate_id": "strict_gate", "requirement": {"Condition": "ext"}, "trust": {"min_lane": "verified"}}]`,
+    );
+    const { plane, store, evidence } = harness(twoGates, { trust: { minLane: "asserted" } });
+    evidence.script("ext", () => jsonResult(true, null, "asserted"));
+    await plane.start(runConfig(), logical(1), false);
+    const result = await plane.next(nextRequest("t-1", 10));
+    expect(result.decision.outcome).toMatchObject({ kind: "hold", summary: { unmet_gates: ["strict_gate"] } });
+    const evals = (await store.load(runConfig()))?.gate_evals ?? [];
+    expect(evals.map((record) => [record.evaluation.gate_id, record.evaluation.status])).toEqual([
+      ["open_gate", "True"],
+      ["strict_gate", "Unknown"],
+    ]);
+    expect(evals[1]?.evidence[0]?.result.error?.code).toBe("trust_lane");
+  });
+
   it("the engine recomputes a provider-supplied evidence hash", async () => {
     const { plane, store, evidence } = harness(twoProviders());
     evidence.script("ext", () => ({ ...jsonResult(true), evidence_hash: sha("00") }));
