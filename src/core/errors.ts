@@ -7,12 +7,21 @@
  */
 export type ErrorKind =
   | "invalid_request"
+  | "method_not_found"
   | "invalid_params"
+  | "unauthenticated"
+  | "unauthorized"
   | "not_found"
   | "conflict"
+  | "evidence"
   | "control_plane"
   | "runpack"
-  | "internal";
+  | "internal"
+  | "serialization"
+  | "request_too_large"
+  | "rate_limited"
+  | "inflight_limit"
+  | "invalid_correlation_id";
 
 export type ErrorDetails = Record<string, unknown>;
 
@@ -34,6 +43,13 @@ export class DecisionGateError extends Error {
 export class JsonParseError extends DecisionGateError {
   constructor(message: string) {
     super("invalid_request", "json_invalid", message);
+  }
+}
+
+/** A message that is not a usable request at all: not JSON-RPC, or an unreadable frame. */
+export class InvalidRequestError extends DecisionGateError {
+  constructor(message: string) {
+    super("invalid_request", "invalid_request", message);
   }
 }
 
@@ -99,6 +115,36 @@ export class HashError extends DecisionGateError {
 export class RunpackError extends DecisionGateError {
   constructor(code: string, message: string, details?: ErrorDetails) {
     super("runpack", code, message, details);
+  }
+}
+
+/** An unknown method, or a tool that does not exist or is hidden from the caller. */
+export class MethodNotFoundError extends DecisionGateError {
+  constructor(message: "method not found" | "unknown tool") {
+    super("method_not_found", message === "unknown tool" ? "unknown_tool" : "method_not_found", message);
+  }
+}
+
+/**
+ * The caller could not be identified (`unauthenticated`) or may not do this (`unauthorized`). The wire shows only
+ * the generic word; `reason` says why, for the audit log.
+ */
+export class AccessDeniedError extends DecisionGateError {
+  readonly reason: string;
+
+  constructor(kind: "unauthenticated" | "unauthorized", reason: string) {
+    super(kind, kind, kind);
+    this.reason = reason;
+  }
+}
+
+/** A limit refused the request before it ran: body size, rate, or concurrency. */
+export class LimitError extends DecisionGateError {
+  readonly retryAfterMs: number | undefined;
+
+  constructor(kind: "request_too_large" | "rate_limited" | "inflight_limit", message: string, retryAfterMs?: number) {
+    super(kind, kind, message);
+    this.retryAfterMs = retryAfterMs;
   }
 }
 

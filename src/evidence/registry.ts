@@ -10,7 +10,7 @@ import { createTimeProvider, TimeProviderConfig } from "./builtin/time.js";
 import { type BuiltinProviderId, isBuiltinProviderId } from "./contracts/builtin.js";
 import { CapabilityRegistry } from "./contracts/capabilities.js";
 import { loadContractFile } from "./contracts/load.js";
-import { validateSpecStrict } from "./contracts/strict.js";
+import { type StrictOptions, validateSpecStrict } from "./contracts/strict.js";
 import { disclosurePolicy, type EvidenceConfig } from "./disclosure.js";
 import { McpProviderSettings } from "./mcp/config.js";
 import { createMcpProvider } from "./mcp/provider.js";
@@ -123,6 +123,8 @@ export interface EvidenceRuntime {
   trust: TrustPolicy;
   /** Definition-time checks of a spec against the providers' contracts (engine §1.4 steps 4 and 5). */
   validateSpec(spec: ScenarioSpec): void;
+  /** The strict comparator/type settings, or null when `[validation] strict = false`. */
+  strictValidation: StrictOptions | null;
   close(): Promise<void>;
 }
 
@@ -165,6 +167,7 @@ export async function buildEvidenceRuntime(
       capabilities,
       disclosure,
       trust: effectiveTrustPolicy(settings.trust, settings.dev),
+      strictValidation: settings.validation.strict ? strictOptions : null,
       validateSpec(spec) {
         capabilities.validateSpec(spec);
         if (settings.validation.strict) validateSpecStrict(spec, capabilities, strictOptions);

@@ -7,7 +7,14 @@ import type { SpecLimits } from "../spec/limits.js";
 import type { ScenarioSpec, StageSpec } from "../spec/schema.js";
 import { validateSpec } from "../spec/validate.js";
 import type { Timestamp, TriState } from "../wire/common.js";
-import { resolveTransition, stageById, type Transition, timeoutFired } from "./decide.js";
+import {
+  holdOutcome,
+  resolveTransition,
+  stageById,
+  type Transition,
+  timeoutFired,
+  transitionOutcome,
+} from "./decide.js";
 import {
   DEFAULT_TRUST_POLICY,
   type Disclosure,
@@ -31,6 +38,7 @@ import type {
 import type {
   DecisionOutcome,
   DecisionRecord,
+  GateEvalRecord,
   PacketRecord,
   RunConfig,
   RunState,
@@ -122,6 +130,11 @@ export class ControlPlane {
   }
 
   async next(request: NextRequest): Promise<NextResult> {
+    return (await this.nextWithEvaluations(request)).result;
+  }
+
+  /** `next`, also reporting the gate evaluations this call recorded (null when it replayed an earlier decision). */
+  async nextWithEvaluations(request: NextRequest): Promise<TriggerOutcome> {
     const trigger: TriggerEvent = {
       trigger_id: request.trigger_id,
       tenant_id: request.tenant_id,
@@ -137,7 +150,7 @@ export class ControlPlane {
   }
 
   async trigger(event: TriggerEvent): Promise<NextResult> {
-    return this.onTrigger(event, "scenario.trigger", hashOf(event));
+    return (await this.onTrigger(event, "scenario.trigger", hashOf(event))).result;
   }
 
   /** Records a submission (engine §4.9): idempotent for identical content, a conflict otherwise. */
@@ -246,7 +259,11 @@ export class ControlPlane {
     state.decisions = [decision];
   }
 
-  private async onTrigger(trigger: TriggerEvent, method: ToolCallMethod, requestHash: HashDigest): Promise<NextResult> {
+  private async onTrigger(
+    trigger: TriggerEvent,
+    method: ToolCallMethod,
+    requestHash: HashDigest,
+  ): Promise<TriggerOutcome> {
     return this.withRun(trigger, async (session) => {
       const head = session.head;
       const call = { method, requestHash, at: trigger.time, correlationId: trigger.correlation_id };
@@ -260,14 +277,17 @@ export class ControlPlane {
           }),
         };
       }
-      const { result, change } = await this.decide(session, trigger);
+      const { result, change, replayed } = await this.decide(session, trigger);
       change.appended.tool_calls.push(toolCall(head, call, hashOf(result), null));
-      return { result, change };
+      return { result: { result, gateEvals: replayed ? null : change.appended.gate_evals }, change };
     });
   }
 
   /** Engine §4.3 step 3: replay, timeout, or evaluate the gates and decide. */
-  private async decide(session: RunSession, trigger: TriggerEvent): Promise<{ result: NextResult; change: RunChange }> {
+  private async decide(
+    session: RunSession,
+    trigger: TriggerEvent,
+  ): Promise<{ result: NextResult; change: RunChange; replayed: boolean }> {
     const head = session.head;
     if (head.status !== "active") return this.replayLastDecision(session);
     const earlier = await session.decisionForTrigger(trigger.trigger_id);
@@ -291,7 +311,8 @@ export class ControlPlane {
     change.current_stage_id = decided.stageId;
     change.stage_entered_at = decided.enteredAt;
     change.status = decided.status;
-    return { result: { decision: decided.decision, packets: decided.packets, status: decided.status }, change };
+    const result = { decision: decided.decision, packets: decided.packets, status: decided.status };
+    return { result, change, replayed: false };
   }
 
   private async replayLastDecision(session: RunSession) {
@@ -315,7 +336,11 @@ export class ControlPlane {
 
   private async replayResult(session: RunSession, decision: DecisionRecord) {
     const packets = await session.packetsOfDecision(decision.decision_id);
-    return { result: { decision, packets, status: session.head.status }, change: unchanged(session.head) };
+    return {
+      result: { decision, packets, status: session.head.status },
+      change: unchanged(session.head),
+      replayed: true,
+    };
   }
 
   private async evaluateStage(head: RunHead, stage: StageSpec, trigger: TriggerEvent) {
@@ -341,10 +366,8 @@ export class ControlPlane {
     statuses: Map<string, TriState>,
   ): Promise<Decided> {
     const unmet = stage.gates.filter((gate) => statuses.get(gate.gate_id) !== "True").map((gate) => gate.gate_id);
-    if (unmet.length > 0) {
-      const summary = { status: "hold" as const, unmet_gates: unmet, retry_hint: "await_evidence", policy_tags: [] };
-      return this.stay(head, decisionRecord(seq, trigger, stage.stage_id, { kind: "hold", summary }), head.status);
-    }
+    if (unmet.length > 0)
+      return this.stay(head, decisionRecord(seq, trigger, stage.stage_id, holdOutcome(unmet)), head.status);
     const transition = resolveTransition(this.spec, stage, (gateId) => statuses.get(gateId) ?? "Unknown");
     return this.applyTransition(head, stage, trigger, seq, transition, false);
   }
@@ -371,12 +394,10 @@ export class ControlPlane {
     transition: Transition,
     timeout: boolean,
   ): Promise<Decided> {
-    if (transition.kind === "complete") {
-      const outcome: DecisionOutcome = { kind: "complete", stage_id: stage.stage_id };
+    const outcome = transitionOutcome(stage, transition, timeout);
+    if (transition.kind === "complete")
       return this.stay(head, decisionRecord(seq, trigger, stage.stage_id, outcome), "completed");
-    }
     const next = transition.to;
-    const outcome: DecisionOutcome = { kind: "advance", from_stage: stage.stage_id, to_stage: next.stage_id, timeout };
     const decision = decisionRecord(seq, trigger, stage.stage_id, outcome);
     try {
       const packets = await this.issuePackets(head, next, decision);
@@ -444,6 +465,12 @@ export class ControlPlane {
       );
     }
   }
+}
+
+/** A trigger's result and the gate evaluations it recorded; null when an earlier decision was replayed. */
+export interface TriggerOutcome {
+  result: NextResult;
+  gateEvals: GateEvalRecord[] | null;
 }
 
 interface Decided {

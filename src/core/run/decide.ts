@@ -2,7 +2,7 @@ import { I64_MAX, U64_MAX } from "../../json/value.js";
 import { ControlPlaneError } from "../errors.js";
 import type { GateOutcome, ScenarioSpec, StageSpec } from "../spec/schema.js";
 import type { Timestamp, TriState } from "../wire/common.js";
-import type { TriggerEvent } from "./schema.js";
+import type { DecisionOutcome, TriggerEvent } from "./schema.js";
 
 /** The outcome of a gate pass before packets are issued: move to a stage, or finish the run. */
 export type Transition = { kind: "advance"; to: StageSpec } | { kind: "complete" };
@@ -63,4 +63,18 @@ export function timeoutFired(stage: StageSpec, enteredAt: Timestamp, trigger: Tr
 
 function timeoutError(reason: string): ControlPlaneError {
   return new ControlPlaneError("timeout_calculation", `timeout calculation error: ${reason}`);
+}
+
+/** The outcome of a stage whose gates are not all True. */
+export function holdOutcome(unmetGateIds: string[]): DecisionOutcome {
+  return {
+    kind: "hold",
+    summary: { status: "hold", unmet_gates: unmetGateIds, retry_hint: "await_evidence", policy_tags: [] },
+  };
+}
+
+/** The outcome of a resolved transition out of `stage`. */
+export function transitionOutcome(stage: StageSpec, transition: Transition, timeout: boolean): DecisionOutcome {
+  if (transition.kind === "complete") return { kind: "complete", stage_id: stage.stage_id };
+  return { kind: "advance", from_stage: stage.stage_id, to_stage: transition.to.stage_id, timeout };
 }

@@ -1,0 +1,827 @@
+import { BlockList, isIP, isIPv4, isIPv6 } from "node:net";
+import { z } from "zod";
+import { DispatchPolicyConfig } from "../core/dispatch/policy.js";
+import { AnyJson, NamespaceId, TenantId } from "../core/wire/common.js";
+import { EvidenceConfig } from "../evidence/disclosure.js";
+import { McpProviderSettings } from "../evidence/mcp/config.js";
+import { ProvidersConfig, ValidationConfig } from "../evidence/registry.js";
+import { AnchorsConfig } from "../evidence/trust/anchors.js";
+import { DevConfig, TrustConfig } from "../evidence/trust/lanes.js";
+
+/*
+ * The one schema of `decision-gate.toml` (interface §5): the reference's keys, defaults, enum spellings and
+ * validation messages, plus this project's `server.trusted_proxies` and `runpack_storage.type = "filesystem"`.
+ * Input integers are `bigint` (TOML integers are parsed as such); sizes, counts and timeouts come out as
+ * `number`, tenant and namespace ids stay `bigint`. Descriptions feed the generated JSON Schema and docs.
+ */
+
+// ---------------------------------------------------------------------------------------------------------------
+// Small helpers shared with other modules
+// ---------------------------------------------------------------------------------------------------------------
+
+/** The tools `allowed_tools` and `server.tools` may name: the reference's 18, then this project's own. */
+export const TOOL_NAMES = [
+  "scenario_define",
+  "scenario_start",
+  "scenario_status",
+  "scenario_next",
+  "scenario_submit",
+  "scenario_trigger",
+  "evidence_query",
+  "runpack_export",
+  "runpack_verify",
+  "providers_list",
+  "provider_contract_get",
+  "provider_check_schema_get",
+  "schemas_register",
+  "schemas_list",
+  "schemas_get",
+  "scenarios_list",
+  "precheck",
+  "decision_gate_docs_search",
+  "runtime_action_evaluate",
+] as const;
+export type ToolName = (typeof TOOL_NAMES)[number];
+
+export function isToolName(name: string): name is ToolName {
+  return (TOOL_NAMES as readonly string[]).includes(name);
+}
+
+export interface BindAddress {
+  host: string;
+  port: number;
+  family: 4 | 6;
+}
+
+/** Parses an IP-literal socket address (`127.0.0.1:4000`, `[::1]:4000`); host names are not accepted. */
+export function parseBind(bind: string): BindAddress | null {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(bind);
+  if (match === null) return null;
+  const port = Number(match[3]);
+  if (port > 65_535) return null;
+  const [, bracketed, plain] = match;
+  if (bracketed !== undefined) return isIPv6(bracketed) ? { host: bracketed, port, family: 6 } : null;
+  return plain !== undefined && isIPv4(plain) ? { host: plain, port, family: 4 } : null;
+}
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet("127.0.0.0", 8, "ipv4");
+LOOPBACK.addAddress("::1", "ipv6");
+
+/** 127.0.0.0/8 and ::1, including the IPv4-mapped form `::ffff:127.x.y.z` that dual-stack sockets report (D6). */
+export function isLoopbackAddress(ip: string): boolean {
+  const family = isIP(ip);
+  return family !== 0 && LOOPBACK.check(ip, family === 4 ? "ipv4" : "ipv6");
+}
+
+export function isLoopbackBind(bind: string): boolean {
+  const address = parseBind(bind);
+  return address !== null && isLoopbackAddress(address.host);
+}
+
+export interface IpNetwork {
+  address: string;
+  prefix: number;
+  family: "ipv4" | "ipv6";
+}
+
+/** Parses `address/prefix` or a bare address (a single host), as `server.trusted_proxies` entries are written. */
+export function parseIpNetwork(text: string): IpNetwork | null {
+  const [address = "", prefixText, ...rest] = text.split("/");
+  const version = isIP(address);
+  if (version === 0 || rest.length > 0) return null;
+  const maxPrefix = version === 4 ? 32 : 128;
+  if (prefixText !== undefined && !/^\d{1,3}$/.test(prefixText)) return null;
+  const prefix = prefixText === undefined ? maxPrefix : Number(prefixText);
+  return prefix <= maxPrefix ? { address, prefix, family: version === 4 ? "ipv4" : "ipv6" } : null;
+}
+
+export const FEEDBACK_LEVELS = ["summary", "trace", "evidence"] as const;
+export type FeedbackLevel = (typeof FEEDBACK_LEVELS)[number];
+
+/** `summary` < `trace` < `evidence`. */
+export function feedbackRank(level: FeedbackLevel): number {
+  return FEEDBACK_LEVELS.indexOf(level);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Field builders
+// ---------------------------------------------------------------------------------------------------------------
+
+const MAX_PATH_BYTES = 4096;
+const MAX_PATH_COMPONENT_BYTES = 255;
+
+/** An integer within `[min, max]` (max defaults to the largest safe integer), output as a `number`. */
+function integerInRange(range: { min: number; max?: number }, tooSmall: string, tooLarge: string = tooSmall) {
+  return z
+    .bigint()
+    .gte(BigInt(range.min), tooSmall)
+    .lte(BigInt(range.max ?? Number.MAX_SAFE_INTEGER), tooLarge)
+    .transform(Number);
+}
+
+const greaterThanZero = (field: string) =>
+  integerInRange({ min: 1 }, `${field} must be greater than zero`, `${field} too large`);
+
+const between = (field: string, min: number, max: number, unit = "") =>
+  integerInRange({ min, max }, `${field} must be between ${min} and ${max}${unit}`);
+
+const nonBlank = (message: string) => z.string().refine((text) => text.trim().length > 0, message);
+
+const nonBlankList = (field: string) => z.array(nonBlank(`${field} entries must be non-empty`));
+
+function pathProblem(field: string, path: string): string | undefined {
+  if (path.trim().length === 0) return `${field} must be non-empty`;
+  if (Buffer.byteLength(path) > MAX_PATH_BYTES) return `${field} exceeds ${MAX_PATH_BYTES} bytes`;
+  const components = path.split(/[\\/]/);
+  if (components.some((part) => Buffer.byteLength(part) > MAX_PATH_COMPONENT_BYTES)) {
+    return `${field} has a path component longer than ${MAX_PATH_COMPONENT_BYTES} bytes`;
+  }
+  return undefined;
+}
+
+/** A filesystem path: non-blank, at most 4096 bytes, components at most 255 bytes. */
+function filePath(field: string) {
+  return z.string().superRefine((path, context) => {
+    const problem = pathProblem(field, path);
+    if (problem !== undefined) context.addIssue({ code: "custom", message: problem });
+  });
+}
+
+/** A list of tool names: entries must be non-blank and known (`<unknownPrefix><name>` otherwise). */
+function toolList(field: string, unknownPrefix: string, tooMany: string) {
+  const entry = z.enum(TOOL_NAMES, {
+    error: ({ input }) => {
+      if (typeof input !== "string") return undefined;
+      return input.trim().length === 0 ? `${field} entries must be non-empty` : `${unknownPrefix}${input}`;
+    },
+  });
+  return z.array(entry).max(128, tooMany).default([]);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// [server]
+// ---------------------------------------------------------------------------------------------------------------
+
+const RateLimitConfig = z
+  .object({
+    max_requests: integerInRange(
+      { min: 1, max: 100_000 },
+      "rate_limit max_requests must be greater than zero",
+      "rate_limit max_requests too large",
+    )
+      .default(1000)
+      .describe("Requests allowed per principal and window."),
+    window_ms: between("rate_limit window_ms", 100, 60_000)
+      .default(1000)
+      .describe("Length of the rate-limit window in milliseconds."),
+    max_entries: integerInRange(
+      { min: 1, max: 65_536 },
+      "rate_limit max_entries must be greater than zero",
+      "rate_limit max_entries too large",
+    )
+      .default(4096)
+      .describe("Distinct rate-limit keys tracked at once."),
+  })
+  .describe("Per-principal request rate limit; absent means no rate limit.");
+
+const LimitsConfig = z
+  .object({
+    max_inflight: greaterThanZero("max_inflight").default(256).describe("Requests processed concurrently."),
+    rate_limit: RateLimitConfig.optional(),
+  })
+  .describe("Request concurrency and rate limits.");
+
+function bearerTokenProblem(token: string): string | undefined {
+  if (token.trim().length === 0) return "auth token must be non-empty";
+  if (Buffer.byteLength(token) > 256) return "auth token too long";
+  if (token.trim() !== token) return "auth token must not contain whitespace";
+  return undefined;
+}
+
+const BearerToken = z.string().superRefine((token, context) => {
+  const problem = bearerTokenProblem(token);
+  if (problem !== undefined) context.addIssue({ code: "custom", message: problem });
+});
+
+const MtlsSubject = nonBlank("mTLS subject must be non-empty").refine(
+  (subject) => Buffer.byteLength(subject) <= 512,
+  "mTLS subject too long",
+);
+
+const RoleBinding = z.object({
+  name: nonBlank("auth.principals.roles.name must be non-empty").describe(
+    "Role name, e.g. TenantAdmin, NamespaceOwner, NamespaceAdmin, NamespaceWriter, NamespaceReader, SchemaManager.",
+  ),
+  tenant_id: TenantId.optional().describe("Tenant the role is limited to; absent means every tenant."),
+  namespace_id: NamespaceId.optional().describe("Namespace the role is limited to; absent means every namespace."),
+});
+
+const PrincipalMapping = z.object({
+  subject: nonBlank("auth.principals.subject must be non-empty").describe(
+    "Principal id: `stdio`, `loopback`, `token:<sha256 hex of the bearer token>` or an mTLS subject.",
+  ),
+  policy_class: nonBlank("auth.principals.policy_class must be non-empty")
+    .optional()
+    .describe("Policy class label used by the schema-registry ACL (`prod` when absent)."),
+  roles: z
+    .array(RoleBinding)
+    .max(128, "too many principal roles")
+    .default([])
+    .describe("Roles granted to the principal."),
+});
+
+const AuthConfig = z
+  .object({
+    mode: z
+      .enum(["local_only", "bearer_token", "mtls"])
+      .default("local_only")
+      .describe(
+        "`local_only`: stdio and loopback callers only; `bearer_token`: `Authorization: Bearer` tokens; `mtls`: the client certificate subject.",
+      ),
+    bearer_tokens: z
+      .array(BearerToken)
+      .max(64, "too many auth tokens")
+      .default([])
+      .describe("Accepted bearer tokens (required for `bearer_token`; at most 256 bytes each)."),
+    mtls_subjects: z
+      .array(MtlsSubject)
+      .max(64, "too many mTLS subjects")
+      .default([])
+      .describe("Accepted client certificate subjects (required for `mtls`)."),
+    allowed_tools: toolList(
+      "auth.allowed_tools",
+      "unknown tool in allowlist: ",
+      "too many tool allowlist entries",
+    ).describe("When non-empty, only these tools may be called."),
+    principals: z
+      .array(PrincipalMapping)
+      .max(64, "too many principal mappings")
+      .default([])
+      .describe("Role bindings per principal."),
+  })
+  .superRefine((auth, context) => {
+    if (auth.mode === "bearer_token" && auth.bearer_tokens.length === 0) {
+      context.addIssue({
+        code: "custom",
+        path: ["bearer_tokens"],
+        message: "bearer_token auth requires bearer_tokens",
+      });
+    }
+    if (auth.mode === "mtls" && auth.mtls_subjects.length === 0) {
+      context.addIssue({ code: "custom", path: ["mtls_subjects"], message: "mtls auth requires mtls_subjects" });
+    }
+  })
+  .describe("Inbound authentication and tool authorization; absent means `local_only`.");
+
+const TlsConfig = z
+  .object({
+    cert_path: filePath("tls.cert_path").describe("Server certificate chain (PEM)."),
+    key_path: filePath("tls.key_path").describe("Server private key (PEM)."),
+    client_ca_path: filePath("tls.client_ca_path")
+      .optional()
+      .describe("CA bundle (PEM) that client certificates must chain to (mTLS)."),
+    require_client_cert: z.boolean().default(true).describe("Reject clients without a certificate."),
+  })
+  .describe("In-process TLS for HTTP/SSE; absent means plain HTTP (or TLS terminated upstream).");
+
+const AuditConfig = z
+  .object({
+    enabled: z.boolean().default(true).describe("Write JSON-line audit events."),
+    path: filePath("audit.path").optional().describe("Audit log file (appended); absent means stderr."),
+    log_precheck_payloads: z.boolean().default(false).describe("Include raw `precheck` payloads in audit events."),
+  })
+  .describe("Structured audit log.");
+
+const FeedbackLevelSetting = z.enum(FEEDBACK_LEVELS);
+
+const ScenarioNextFeedback = z
+  .object({
+    default: FeedbackLevelSetting.default("summary").describe("Feedback level for non-local callers."),
+    local_only_default: FeedbackLevelSetting.default("trace").describe("Feedback level for local callers."),
+    max: FeedbackLevelSetting.default("trace").describe("Highest feedback level ever returned."),
+    trace_subjects: nonBlankList("server.feedback.scenario_next.trace_subjects")
+      .default(["loopback", "stdio"])
+      .describe("Principal ids allowed `trace` feedback."),
+    trace_roles: nonBlankList("server.feedback.scenario_next.trace_roles")
+      .default([])
+      .describe("Roles allowed `trace` feedback."),
+    evidence_subjects: nonBlankList("server.feedback.scenario_next.evidence_subjects")
+      .default([])
+      .describe("Principal ids allowed `evidence` feedback."),
+    evidence_roles: nonBlankList("server.feedback.scenario_next.evidence_roles")
+      .default([])
+      .describe("Roles allowed `evidence` feedback."),
+  })
+  .superRefine((feedback, context) => {
+    for (const key of ["default", "local_only_default"] as const) {
+      if (feedbackRank(feedback[key]) > feedbackRank(feedback.max)) {
+        context.addIssue({
+          code: "custom",
+          path: [key],
+          message: `server.feedback.scenario_next.${key} exceeds max`,
+        });
+      }
+    }
+  })
+  .describe("What `scenario_next` reveals about gate evaluation, per caller.");
+
+const ToolsConfig = z
+  .object({
+    mode: z
+      .enum(["filter", "passthrough"])
+      .default("filter")
+      .describe("`filter` applies the lists to `tools/list`; `passthrough` lists every tool."),
+    allowlist: toolList(
+      "server.tools",
+      "unknown tool in server.tools list: ",
+      "too many server.tools entries",
+    ).describe("When non-empty, only these tools are visible."),
+    denylist: toolList("server.tools", "unknown tool in server.tools list: ", "too many server.tools entries").describe(
+      "Tools hidden from callers.",
+    ),
+  })
+  .describe("Tool visibility.");
+
+const ServerConfig = z
+  .object({
+    transport: z.enum(["stdio", "http", "sse"]).default("stdio").describe("How clients reach the server."),
+    mode: z
+      .enum(["strict", "dev_permissive"])
+      .default("strict")
+      .describe("`dev_permissive` is the legacy spelling of `[dev] permissive = true`."),
+    tls_termination: z
+      .enum(["server", "upstream"])
+      .default("server")
+      .describe(
+        "`upstream`: a proxy terminates TLS and may pass the mTLS subject in `x-decision-gate-client-subject`.",
+      ),
+    bind: z
+      .string()
+      .optional()
+      .describe("IP-literal socket address for HTTP/SSE, e.g. `127.0.0.1:4000` or `[::1]:4000`."),
+    trusted_proxies: z
+      .array(
+        z
+          .string()
+          .refine((entry) => parseIpNetwork(entry) !== null, "expected an IP address or CIDR block such as 10.0.0.0/8"),
+      )
+      .optional()
+      .describe(
+        'With `tls_termination = "upstream"`: peers (IP or CIDR) whose subject header is trusted; absent means any peer.',
+      ),
+    max_body_bytes: greaterThanZero("max_body_bytes")
+      .default(1_048_576)
+      .describe("Largest accepted request body in bytes."),
+    limits: LimitsConfig.prefault({}),
+    auth: AuthConfig.prefault({}),
+    tls: TlsConfig.optional(),
+    audit: AuditConfig.prefault({}),
+    feedback: z
+      .object({ scenario_next: ScenarioNextFeedback.prefault({}) })
+      .prefault({})
+      .describe("Feedback disclosure policies."),
+    tools: ToolsConfig.prefault({}),
+  })
+  .superRefine((server, context) => {
+    const issue = (path: string, message: string) =>
+      context.addIssue({ code: "custom", path: path.split("."), message });
+    if (server.transport === "stdio") {
+      if (server.auth.mode !== "local_only") issue("auth.mode", "stdio transport only supports local_only auth");
+      if (server.tls !== undefined) issue("tls", "stdio transport does not support tls");
+      return;
+    }
+    if (server.bind === undefined || server.bind.trim().length === 0) {
+      issue("bind", "http/sse transport requires bind address");
+    } else if (parseBind(server.bind) === null) {
+      issue("bind", "invalid bind address");
+    } else if (!isLoopbackBind(server.bind) && server.auth.mode === "local_only") {
+      issue("bind", "non-loopback bind disallowed without auth policy");
+    }
+  })
+  .describe("Transport, limits, authentication, TLS, audit, feedback and tool visibility.");
+
+// ---------------------------------------------------------------------------------------------------------------
+// [namespace]
+// ---------------------------------------------------------------------------------------------------------------
+
+const AssetcoreAuthority = z
+  .object({
+    base_url: nonBlank("namespace.authority.assetcore.base_url must be non-empty").describe(
+      "Asset Core write-daemon base URL.",
+    ),
+    auth_token: nonBlank("namespace.authority.assetcore.auth_token must be non-empty")
+      .optional()
+      .describe("Bearer token sent with namespace lookups."),
+    connect_timeout_ms: between("connect_timeout_ms", 100, 10_000, " milliseconds")
+      .default(500)
+      .describe("Connect timeout in milliseconds."),
+    request_timeout_ms: between("request_timeout_ms", 500, 30_000, " milliseconds")
+      .default(2000)
+      .describe("Request timeout in milliseconds."),
+  })
+  .describe('Asset Core namespace lookups (`mode = "assetcore_http"`).');
+
+const NamespaceAuthority = z
+  .object({
+    mode: z
+      .enum(["none", "assetcore_http"])
+      .default("none")
+      .describe("`assetcore_http` checks every namespace id against Asset Core."),
+    assetcore: AssetcoreAuthority.optional(),
+  })
+  .superRefine((authority, context) => {
+    if (authority.mode === "assetcore_http" && authority.assetcore === undefined) {
+      context.addIssue({
+        code: "custom",
+        path: ["assetcore"],
+        message: "namespace.authority.mode=assetcore_http requires namespace.authority.assetcore",
+      });
+    }
+    if (authority.mode === "none" && authority.assetcore !== undefined) {
+      context.addIssue({
+        code: "custom",
+        path: ["assetcore"],
+        message: "namespace.authority.assetcore requires namespace.authority.mode=assetcore_http",
+      });
+    }
+  })
+  .describe("Who decides whether a namespace exists.");
+
+const NamespaceConfig = z
+  .object({
+    allow_default: z.boolean().default(false).describe("Allow the default namespace id 1."),
+    default_tenants: z
+      .array(TenantId)
+      .default([])
+      .describe("Tenants that may use the default namespace (required with `allow_default`)."),
+    authority: NamespaceAuthority.prefault({}),
+  })
+  .refine((namespace) => !namespace.allow_default || namespace.default_tenants.length > 0, {
+    path: ["default_tenants"],
+    message: "namespace.allow_default requires namespace.default_tenants",
+  })
+  .describe("Namespace policy.");
+
+// ---------------------------------------------------------------------------------------------------------------
+// [provider_discovery], [run_state_store], [schema_registry], [docs], [runpack_storage]
+// ---------------------------------------------------------------------------------------------------------------
+
+const ProviderDiscoveryConfig = z
+  .object({
+    allowlist: nonBlankList("provider_discovery.allowlist")
+      .default([])
+      .describe("Providers whose contracts may be disclosed; empty means all."),
+    denylist: nonBlankList("provider_discovery.denylist")
+      .default([])
+      .describe("Providers whose contracts are never disclosed."),
+    max_response_bytes: greaterThanZero("provider_discovery.max_response_bytes")
+      .default(1_048_576)
+      .describe("Largest discovery response in bytes."),
+  })
+  .describe("What `providers_list`, `provider_contract_get` and `provider_check_schema_get` disclose.");
+
+/** The keys `[run_state_store]` and `[schema_registry]` share. */
+function storeShape(label: string) {
+  return {
+    type: z.enum(["memory", "sqlite"]).default("memory").describe("`memory` (lost on restart) or `sqlite`."),
+    path: filePath(`${label}.path`).optional().describe("SQLite database file (required for `sqlite`)."),
+    busy_timeout_ms: integerInRange({ min: 0 }, `${label}.busy_timeout_ms must not be negative`)
+      .default(5000)
+      .describe("SQLite busy timeout in milliseconds."),
+    journal_mode: z.enum(["wal", "delete"]).default("wal").describe("SQLite journal mode."),
+    sync_mode: z.enum(["full", "normal"]).default("full").describe("SQLite `synchronous` setting."),
+  };
+}
+
+function checkStorePath(label: string) {
+  return (store: { type: "memory" | "sqlite"; path?: string | undefined }, context: z.RefinementCtx) => {
+    if (store.type === "sqlite" && store.path === undefined) {
+      context.addIssue({ code: "custom", path: ["path"], message: `sqlite ${label} requires path` });
+    }
+    if (store.type === "memory" && store.path !== undefined) {
+      context.addIssue({ code: "custom", path: ["path"], message: `memory ${label} must not set path` });
+    }
+  };
+}
+
+const RunStateStoreConfig = z
+  .object({
+    ...storeShape("run_state_store"),
+    max_versions: greaterThanZero("run_state_store.max_versions")
+      .optional()
+      .describe("Snapshots kept per run; absent keeps all."),
+  })
+  .superRefine(checkStorePath("run_state_store"))
+  .describe("Where runs are stored.");
+
+const RegistryAclRule = z.object({
+  effect: z.enum(["allow", "deny"]).describe("Decision when the rule matches."),
+  actions: z
+    .array(z.enum(["register", "list", "get"]))
+    .default([])
+    .describe("Registry actions covered; empty means all."),
+  tenants: z.array(TenantId).default([]).describe("Tenant ids covered; empty means all."),
+  namespaces: z.array(NamespaceId).default([]).describe("Namespace ids covered; empty means all."),
+  subjects: nonBlankList("schema_registry.acl.rules.subjects")
+    .default([])
+    .describe("Principal ids covered; empty means all."),
+  roles: nonBlankList("schema_registry.acl.rules.roles").default([]).describe("Roles covered; empty means all."),
+  policy_classes: nonBlankList("schema_registry.acl.rules.policy_classes")
+    .default([])
+    .describe("Policy classes covered (exact match); empty means all."),
+});
+
+const RegistryAclConfig = z
+  .object({
+    mode: z
+      .enum(["builtin", "custom"])
+      .default("builtin")
+      .describe("`builtin`: role-based rules; `custom`: the ordered `rules`."),
+    default: z.enum(["deny", "allow"]).default("deny").describe("Decision when no custom rule matches."),
+    allow_local_only: z
+      .boolean()
+      .default(false)
+      .describe("Builtin mode: local callers (stdio, loopback) may use the registry without roles."),
+    require_signing: z.boolean().default(false).describe("`schemas_register` requires signing metadata."),
+    rules: z
+      .array(RegistryAclRule)
+      .max(256, "too many schema_registry.acl.rules")
+      .default([])
+      .describe("Custom rules, first match wins."),
+  })
+  .describe("Access control for `schemas_register`, `schemas_list` and `schemas_get`.");
+
+const SchemaRegistryConfig = z
+  .object({
+    ...storeShape("schema_registry"),
+    max_schema_bytes: between("schema_registry.max_schema_bytes", 1, 10_485_760)
+      .default(1_048_576)
+      .describe("Largest registered schema in bytes."),
+    max_entries: greaterThanZero("schema_registry.max_entries")
+      .optional()
+      .describe("Schemas allowed per tenant and namespace; absent means unlimited."),
+    acl: RegistryAclConfig.prefault({}),
+  })
+  .superRefine(checkStorePath("schema_registry"))
+  .describe("Where data-shape schemas are registered.");
+
+const DocsConfig = z
+  .object({
+    enabled: z.boolean().default(true).describe("Serve documentation at all."),
+    enable_search: z.boolean().default(true).describe("Offer the `decision_gate_docs_search` tool."),
+    enable_resources: z.boolean().default(true).describe("Offer docs as MCP resources."),
+    include_default_docs: z.boolean().default(true).describe("Include the built-in documentation."),
+    extra_paths: z
+      .array(filePath("docs.extra_paths"))
+      .max(64, "too many docs.extra_paths entries")
+      .default([])
+      .describe("Extra Markdown files or directories to serve."),
+    max_doc_bytes: between("docs.max_doc_bytes", 1, 1_048_576)
+      .default(262_144)
+      .describe("Largest single document in bytes."),
+    max_total_bytes: between("docs.max_total_bytes", 1, 8_388_608)
+      .default(1_048_576)
+      .describe("Total documentation size in bytes."),
+    max_docs: between("docs.max_docs", 1, 256).default(32).describe("Most documents served."),
+    max_sections: between("docs.max_sections", 1, 10).default(10).describe("Most sections a search returns."),
+  })
+  .describe("Documentation search and resources.");
+
+export const DEFAULT_RUNPACK_ROOT = "./runpacks";
+
+const FilesystemRunpackStorage = z
+  .object({
+    type: z.literal("filesystem").describe("Runpacks on the local filesystem."),
+    root: filePath("runpack_storage.root")
+      .default(DEFAULT_RUNPACK_ROOT)
+      .describe("Directory that remote callers' runpack paths are confined to."),
+  })
+  .describe("Local runpack directory (this project's default).");
+
+function objectPrefixProblem(prefix: string): string | undefined {
+  if (prefix.trim().length === 0) return "runpack_storage.prefix must be non-empty";
+  if (prefix.includes("\\")) return "runpack_storage.prefix must not contain backslashes";
+  if (Buffer.byteLength(prefix) > MAX_PATH_BYTES) return `runpack_storage.prefix exceeds ${MAX_PATH_BYTES} bytes`;
+  if (prefix.startsWith("/")) return "runpack_storage.prefix must be relative";
+  const segments = prefix.endsWith("/") ? prefix.slice(0, -1).split("/") : prefix.split("/");
+  if (segments.some((segment) => segment === "." || segment === "..")) {
+    return "runpack_storage.prefix must not contain . or .. segments";
+  }
+  if (segments.some((segment) => Buffer.byteLength(segment) > MAX_PATH_COMPONENT_BYTES)) {
+    return `runpack_storage.prefix has a segment longer than ${MAX_PATH_COMPONENT_BYTES} bytes`;
+  }
+  return undefined;
+}
+
+const ObjectStoreRunpackStorage = z
+  .object({
+    type: z.literal("object_store").describe("Runpacks in an S3-compatible object store."),
+    provider: z.literal("s3").describe("Object-store provider."),
+    bucket: nonBlank("runpack_storage.bucket must be non-empty").describe("Bucket name."),
+    region: nonBlank("runpack_storage.region must be non-empty").optional().describe("Region override."),
+    endpoint: z
+      .string()
+      .optional()
+      .describe("S3-compatible endpoint URL (`https://`, or `http://` with `allow_http`)."),
+    prefix: z
+      .string()
+      .superRefine((prefix, context) => {
+        const problem = objectPrefixProblem(prefix);
+        if (problem !== undefined) context.addIssue({ code: "custom", message: problem });
+      })
+      .optional()
+      .describe("Relative key prefix inside the bucket."),
+    force_path_style: z.boolean().default(false).describe("Use path-style bucket addressing."),
+    allow_http: z.boolean().default(false).describe("Allow an `http://` endpoint."),
+  })
+  .superRefine((storage, context) => {
+    const endpoint = storage.endpoint;
+    if (endpoint === undefined) return;
+    const issue = (message: string) => context.addIssue({ code: "custom", path: ["endpoint"], message });
+    if (!endpoint.startsWith("https://") && !endpoint.startsWith("http://")) {
+      issue("runpack_storage.endpoint must start with https:// or http://");
+    } else if (endpoint.startsWith("http://") && !storage.allow_http) {
+      issue("runpack_storage.endpoint uses http:// and requires allow_http = true");
+    }
+  })
+  .describe("S3-compatible object store (the reference's only backend).");
+
+const RunpackStorageConfig = z
+  .discriminatedUnion("type", [FilesystemRunpackStorage, ObjectStoreRunpackStorage])
+  .default({ type: "filesystem", root: DEFAULT_RUNPACK_ROOT })
+  .describe("Where runpacks are written and read; absent means the filesystem under `./runpacks`.");
+
+// ---------------------------------------------------------------------------------------------------------------
+// [[providers]]: the registry's entry schema, plus the checks the reference runs at load time on MCP entries
+// ---------------------------------------------------------------------------------------------------------------
+
+const INSECURE_HTTP = "insecure http requires allow_insecure_http";
+
+/**
+ * Keys a `[[providers]]` table accepts without typing them (the registry validates them when it builds the
+ * provider): their actual schemas, used for unknown-key detection, the JSON Schema and the docs.
+ */
+export const OPEN_FIELD_SCHEMAS: Readonly<Record<string, z.ZodType>> = {
+  "providers[].timeouts": McpProviderSettings.shape.timeouts,
+  "providers[].protocol": McpProviderSettings.shape.protocol,
+  "providers[].max_retries": McpProviderSettings.shape.max_retries,
+  "providers[].retry_backoff_ms": McpProviderSettings.shape.retry_backoff_ms,
+};
+
+const Providers = ProvidersConfig.superRefine((entries, context) => {
+  entries.forEach((entry, index) => {
+    if (entry.type !== "mcp") return;
+    const insecure = entry.url?.startsWith("http://") === true && !entry.allow_insecure_http;
+    if (insecure) context.addIssue({ code: "custom", path: [index, "url"], message: INSECURE_HTTP });
+    for (const issue of McpProviderSettings.safeParse(entry).error?.issues ?? []) {
+      if (insecure && issue.path[0] === "url") continue;
+      context.addIssue({ code: "custom", path: [index, ...issue.path], message: issue.message });
+    }
+  });
+})
+  .default([])
+  .describe("Evidence providers; only the providers listed here exist.");
+
+// ---------------------------------------------------------------------------------------------------------------
+// The file
+// ---------------------------------------------------------------------------------------------------------------
+
+const DEV_PERMISSIVE_WITH_AUTHORITY = "dev.permissive not allowed when namespace.authority.mode=assetcore_http";
+
+/** Top-level tables in the order the reference validates them (its first error is reported first). */
+export const VALIDATION_ORDER = [
+  "server",
+  "namespace",
+  "dev",
+  "trust",
+  "evidence",
+  "validation",
+  "policy",
+  "run_state_store",
+  "schema_registry",
+  "anchors",
+  "provider_discovery",
+  "docs",
+  "runpack_storage",
+  "providers",
+  "client",
+] as const;
+
+const ConfigTables = z
+  .object({
+    server: ServerConfig.prefault({}),
+    dev: DevConfig.prefault({}).describe("Dev-permissive mode (explicit opt-in; never in production)."),
+    namespace: NamespaceConfig.prefault({}),
+    trust: TrustConfig.prefault({}).describe("Evidence trust requirements."),
+    evidence: EvidenceConfig.prefault({}).describe("Raw evidence disclosure."),
+    provider_discovery: ProviderDiscoveryConfig.prefault({}),
+    anchors: AnchorsConfig.prefault({}).describe("Evidence anchors required per provider."),
+    validation: ValidationConfig.prefault({}).describe("Comparator validation at scenario definition."),
+    policy: DispatchPolicyConfig.prefault({}).describe("Packet dispatch policy (not tool access)."),
+    run_state_store: RunStateStoreConfig.prefault({}),
+    schema_registry: SchemaRegistryConfig.prefault({}),
+    providers: Providers,
+    docs: DocsConfig.prefault({}),
+    runpack_storage: RunpackStorageConfig,
+    client: z
+      .record(z.string(), AnyJson)
+      .optional()
+      .describe(
+        "Settings of the `decision-gate` CLI client (e.g. `[client.auth_profiles.<name>]`); ignored by the server.",
+      ),
+  })
+  .superRefine((config, context) => {
+    const permissive = config.dev.permissive || config.server.mode === "dev_permissive";
+    if (permissive && config.namespace.authority.mode === "assetcore_http") {
+      context.addIssue({ code: "custom", path: ["dev", "permissive"], message: DEV_PERMISSIVE_WITH_AUTHORITY });
+    }
+  });
+
+/** `decision-gate.toml`. The legacy `server.mode = "dev_permissive"` comes out as `dev.permissive = true`. */
+export const DecisionGateConfig = ConfigTables.transform((config) =>
+  config.server.mode === "dev_permissive" ? { ...config, dev: { ...config.dev, permissive: true } } : config,
+).describe("Configuration of the Decision Gate server (decision-gate.toml).");
+
+export type DecisionGateConfig = z.output<typeof DecisionGateConfig>;
+export type DecisionGateConfigInput = z.input<typeof DecisionGateConfig>;
+export type ServerConfig = DecisionGateConfig["server"];
+export type AuthConfig = ServerConfig["auth"];
+export type TlsConfig = NonNullable<ServerConfig["tls"]>;
+export type RateLimitConfig = NonNullable<ServerConfig["limits"]["rate_limit"]>;
+export type ScenarioNextFeedbackConfig = ServerConfig["feedback"]["scenario_next"];
+export type NamespaceConfig = DecisionGateConfig["namespace"];
+export type RunStateStoreConfig = DecisionGateConfig["run_state_store"];
+export type SchemaRegistryConfig = DecisionGateConfig["schema_registry"];
+export type DocsConfig = DecisionGateConfig["docs"];
+export type RunpackStorageConfig = DecisionGateConfig["runpack_storage"];
+
+/**
+ * Descriptions of keys whose schemas live in other modules (they carry no zod descriptions). Keys are dotted
+ * paths with `[]` for array items, as in the generated docs.
+ */
+export const REUSED_KEY_DESCRIPTIONS: Readonly<Record<string, string>> = {
+  "dev.permissive": "Accept asserted evidence where verified evidence is required (except for exempt providers).",
+  "dev.permissive_scope": "What dev-permissive relaxes; only `asserted_evidence_only`.",
+  "dev.permissive_ttl_days": "Days after the config file's last change when the startup warning says it expired.",
+  "dev.permissive_warn": "Warn at startup while dev-permissive is on.",
+  "dev.permissive_exempt_providers": "Providers that keep `trust.min_lane` under dev-permissive.",
+  "trust.default_policy":
+    'Signature policy for all providers: `"audit"` or `{ require_signature = { keys = ["<key file>", ...] } }`.',
+  "trust.default_policy.require_signature": "Require Ed25519-signed evidence.",
+  "trust.default_policy.require_signature.keys":
+    "Public key files (raw 32 bytes or base64), relative to the config file; the configured string is the key id.",
+  "trust.min_lane": "Lowest evidence trust lane accepted: `verified` or `asserted`.",
+  "evidence.allow_raw_values": "Raw evidence values may be revealed at all.",
+  "evidence.require_provider_opt_in": "Raw values are revealed only for providers with `allow_raw = true`.",
+  "anchors.providers": "Anchor requirements per provider.",
+  "anchors.providers[].provider_id": "Provider whose answers must carry an anchor.",
+  "anchors.providers[].anchor_type": "Required `anchor_type`.",
+  "anchors.providers[].required_fields": "Fields the anchor value must contain.",
+  "validation.strict": "Check comparators against the providers' result schemas at scenario definition.",
+  "validation.profile": "Strict validation profile; only `strict_core_v1`.",
+  "validation.allow_permissive": "Explicit opt-in required to set `strict = false`.",
+  "validation.enable_lexicographic": "Allow lexicographic string comparators (strict mode).",
+  "validation.enable_deep_equals": "Allow deep equality on arrays and objects (strict mode).",
+  "policy.engine": "`permit_all`, `deny_all`, or `static` (rules in `[policy.static]`).",
+  "policy.static": 'Static dispatch rules (required with `engine = "static"`).',
+  "policy.static.default": "Decision when no rule matches: `permit` or `deny`.",
+  "policy.static.rules": "Ordered rules, first match wins.",
+  "policy.static.rules[].effect": "`permit`, `deny`, or `error` (fails the dispatch with `error_message`).",
+  "policy.static.rules[].error_message": "Message of an `error` rule.",
+  "policy.static.rules[].target_kinds": "Target kinds matched.",
+  "policy.static.rules[].targets": "Specific targets matched.",
+  "policy.static.rules[].targets[].target_kind": "`agent`, `session`, `external` or `channel`.",
+  "policy.static.rules[].targets[].target_id": "Agent, session or channel id (not for `external`).",
+  "policy.static.rules[].targets[].system": "External system (only for `external`).",
+  "policy.static.rules[].targets[].target": "External target (only for `external`).",
+  "policy.static.rules[].require_labels": "Visibility labels the packet must carry.",
+  "policy.static.rules[].forbid_labels": "Visibility labels the packet must not carry.",
+  "policy.static.rules[].require_policy_tags": "Policy tags the packet must carry.",
+  "policy.static.rules[].forbid_policy_tags": "Policy tags the packet must not carry.",
+  "policy.static.rules[].content_types": "Content types matched.",
+  "policy.static.rules[].schema_ids": "Packet schema ids matched.",
+  "policy.static.rules[].packet_ids": "Packet ids matched.",
+  "policy.static.rules[].stage_ids": "Stage ids matched.",
+  "policy.static.rules[].scenario_ids": "Scenario ids matched.",
+  "providers[].name": "Provider id; built-ins are `time`, `env`, `json` and `http`.",
+  "providers[].type": "`builtin` or `mcp` (an external MCP server).",
+  "providers[].command": "MCP: command line of a stdio server (wins over `url`).",
+  "providers[].url": "MCP: HTTP endpoint (`http://` needs `allow_insecure_http`).",
+  "providers[].allow_insecure_http": "MCP: allow an `http://` URL.",
+  "providers[].capabilities_path": "MCP: provider contract JSON file (required), relative to the config file.",
+  "providers[].auth": "MCP: credentials sent to the provider.",
+  "providers[].auth.bearer_token": "MCP: bearer token sent to the provider.",
+  "providers[].trust": "Signature policy for this provider (same shape as `trust.default_policy`).",
+  "providers[].trust.require_signature": "Require Ed25519-signed evidence from this provider.",
+  "providers[].trust.require_signature.keys": "Public key files, relative to the config file.",
+  "providers[].allow_raw": "This provider opts in to raw value disclosure.",
+  "providers[].timeouts": "MCP over HTTP: connect and request timeouts.",
+  "providers[].timeouts.connect_timeout_ms": "Connect timeout in milliseconds.",
+  "providers[].timeouts.request_timeout_ms": "Request timeout in milliseconds (at least the connect timeout).",
+  "providers[].protocol": "MCP: `decision_gate` (the reference's framing) or `mcp` (standard MCP).",
+  "providers[].max_retries": "MCP: retries of a failed call.",
+  "providers[].retry_backoff_ms": "MCP: delay before the first retry in milliseconds.",
+  "providers[].config":
+    "Built-in provider settings: `time` {allow_logical}; `env` {allowlist, denylist, max_value_bytes, max_key_bytes, overrides}; `json` {root, root_id, max_bytes, allow_yaml}; `http` {allow_http, timeout_ms, max_response_bytes, allowed_hosts, user_agent, hash_algorithm, allow_private_networks, allowed_networks}.",
+};

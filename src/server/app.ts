@@ -1,0 +1,201 @@
+import { readFile } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
+import type { Readable, Writable } from "node:stream";
+import type { LoadedConfig } from "../config/load.js";
+import { type DecisionGateConfig, parseBind } from "../config/schema.js";
+import { createDispatchPolicy } from "../core/dispatch/policy.js";
+import { buildEvidenceRuntime, type EvidenceRuntime } from "../evidence/registry.js";
+import { openStores } from "../store/factory.js";
+import { authSettings } from "./auth.js";
+import { ServerCorrelationIds } from "./correlation.js";
+import { DocsCatalog } from "./docs/catalog.js";
+import { createHttpApp } from "./http.js";
+import { PrincipalDirectory } from "./policy/principals.js";
+import { RegistryAcl } from "./policy/registry-acl.js";
+import { ToolRouter } from "./router.js";
+import { checkBindPolicy, ServePolicyError } from "./serve-policy.js";
+import type { ServerServices } from "./services.js";
+import { serveStdio } from "./stdio.js";
+
+export interface ServeOptions {
+  /** `--allow-non-loopback` (or the environment variable, already read by the caller). */
+  allowNonLoopback: boolean;
+  /** For stdio: where requests come from and responses go (process stdin/stdout by default). */
+  stdin?: Readable;
+  stdout?: Writable;
+  /** Startup notices; stderr by default. */
+  notice?: (line: string) => void;
+}
+
+export interface RunningServer {
+  /** `http://host:port` for HTTP/SSE; null for stdio. */
+  url: string | null;
+  /** Resolves when the server stopped (stdio: end of input). */
+  done: Promise<void>;
+  /** Stops accepting work, lets in-flight requests finish, then closes providers and stores. */
+  close(): Promise<void>;
+}
+
+/** Builds everything from configuration and starts serving on the configured transport. */
+export async function startServer(loaded: LoadedConfig, options: ServeOptions): Promise<RunningServer> {
+  const { config } = loaded;
+  const notice = options.notice ?? ((line: string) => process.stderr.write(`${line}\n`));
+  checkBindPolicy(config, options.allowNonLoopback);
+  const stores = await openStores({ run_state_store: config.run_state_store, schema_registry: config.schema_registry });
+  let evidence: EvidenceRuntime | undefined;
+  try {
+    evidence = await buildEvidenceRuntime(config, { cwd: loaded.baseDir });
+    const services = buildServices(config, stores, evidence);
+    for (const warning of services.docs?.catalog.warnings ?? []) notice(`decision-gate: WARNING: ${warning}`);
+    notice(postureLine(config));
+    const router = new ToolRouter(services, authSettings(config.server.auth), config.server.tools);
+    const ids = new ServerCorrelationIds();
+    const shutdown = async () => {
+      await evidence?.close();
+      await stores.close();
+    };
+    if (config.server.transport === "stdio") {
+      const done = serveStdio(
+        router,
+        options.stdin ?? process.stdin,
+        options.stdout ?? process.stdout,
+        ids,
+        Number(config.server.max_body_bytes),
+      ).finally(shutdown);
+      return { url: null, done, close: async () => done };
+    }
+    const ready = async () =>
+      (await Promise.all([stores.runs.ready(), stores.scenarios.ready(), stores.schemas.ready()])).every(Boolean);
+    return await serveHttp(config, router, ids, ready, shutdown);
+  } catch (error) {
+    await evidence?.close();
+    await stores.close();
+    throw error;
+  }
+}
+
+async function serveHttp(
+  config: DecisionGateConfig,
+  router: ToolRouter,
+  ids: ServerCorrelationIds,
+  ready: () => Promise<boolean>,
+  shutdown: () => Promise<void>,
+): Promise<RunningServer> {
+  const { server } = config;
+  const app = createHttpApp(
+    router,
+    {
+      transport: server.transport === "sse" ? "sse" : "http",
+      maxBodyBytes: Number(server.max_body_bytes),
+      maxInflight: Number(server.limits.max_inflight),
+      bearerChallenge: server.auth.mode === "bearer_token",
+      https: server.tls === undefined ? undefined : await tlsMaterial(server.tls),
+    },
+    ids,
+    { ready },
+  );
+  const { host, port } = parseBind(server.bind ?? "") ?? { host: "127.0.0.1", port: 4000 };
+  await app.listen({ host, port });
+  const address = app.server.address() as AddressInfo;
+  const scheme = server.tls === undefined ? "http" : "https";
+  const url = `${scheme}://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`;
+  let resolveDone = () => {};
+  const done = new Promise<void>((resolve) => {
+    resolveDone = resolve;
+  });
+  return {
+    url,
+    done,
+    close: async () => {
+      await app.close();
+      await shutdown();
+      resolveDone();
+    },
+  };
+}
+
+async function tlsMaterial(tls: NonNullable<DecisionGateConfig["server"]["tls"]>) {
+  const ca = tls.client_ca_path === undefined ? undefined : await readFile(tls.client_ca_path);
+  return {
+    key: await readFile(tls.key_path),
+    cert: await readFile(tls.cert_path),
+    ca,
+    requestCert: ca !== undefined,
+    rejectUnauthorized: ca !== undefined && tls.require_client_cert,
+  };
+}
+
+function buildServices(
+  config: DecisionGateConfig,
+  stores: Awaited<ReturnType<typeof openStores>>,
+  evidence: EvidenceRuntime,
+): ServerServices {
+  const principals = new PrincipalDirectory(config.server.auth.principals);
+  const docs = config.docs;
+  return {
+    runs: stores.runs,
+    scenarios: stores.scenarios,
+    schemas: stores.schemas,
+    evidence,
+    dispatchPolicy: createDispatchPolicy(config.policy),
+    namespaces: { allowDefault: config.namespace.allow_default, defaultTenants: config.namespace.default_tenants },
+    principals,
+    feedback: config.server.feedback.scenario_next,
+    runpacks: {
+      root: runpackRoot(config),
+      security: {
+        dev_permissive: config.dev.permissive,
+        namespace_authority: config.namespace.authority.mode === "assetcore_http" ? "assetcore_catalog" : "dg_registry",
+      },
+      anchorPolicy:
+        config.anchors.providers.length === 0
+          ? undefined
+          : {
+              providers: config.anchors.providers.map((entry) => ({
+                provider_id: entry.provider_id,
+                requirement: { anchor_type: entry.anchor_type, required_fields: [...entry.required_fields].sort() },
+              })),
+            },
+    },
+    schemaRegistry: {
+      maxSchemaBytes: Number(config.schema_registry.max_schema_bytes),
+      maxEntries: config.schema_registry.max_entries === undefined ? null : Number(config.schema_registry.max_entries),
+      acl: new RegistryAcl(config.schema_registry.acl, principals),
+    },
+    providerDiscovery: {
+      allowlist: config.provider_discovery.allowlist,
+      denylist: config.provider_discovery.denylist,
+      maxResponseBytes: Number(config.provider_discovery.max_response_bytes),
+    },
+    docs: docs.enabled
+      ? {
+          catalog: DocsCatalog.fromConfig({ ...docs, extra_paths: docs.extra_paths }),
+          maxSections: Number(docs.max_sections),
+          search: docs.enable_search,
+          resources: docs.enable_resources,
+        }
+      : null,
+  };
+}
+
+/** The directory runpacks are written under. Object-store runpack storage is not available in this server. */
+function runpackRoot(config: DecisionGateConfig): string {
+  const storage = config.runpack_storage;
+  if (storage.type === "object_store") {
+    throw new ServePolicyError(
+      'runpack_storage type "object_store" is not supported by this server; use type = "filesystem" with a root',
+    );
+  }
+  return storage.root;
+}
+
+/** The startup line that states the security posture (interface §8.1). */
+function postureLine(config: DecisionGateConfig): string {
+  const { server } = config;
+  return (
+    `decision-gate: INFO: security posture: transport=${server.transport}, auth=${server.auth.mode}, ` +
+    `allow_default_namespace=${config.namespace.allow_default}, dev_permissive=${config.dev.permissive}, ` +
+    `registry.allow_local_only=${config.schema_registry.acl.allow_local_only}, ` +
+    `registry.require_signing=${config.schema_registry.acl.require_signing}, validation.strict=${config.validation.strict}`
+  );
+}

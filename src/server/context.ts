@@ -1,0 +1,40 @@
+/** How a caller reached the server. */
+export type TransportName = "stdio" | "http" | "sse";
+/** Which wire dialect the request used: the Decision Gate dialect or standard MCP. */
+export type Dialect = "dg" | "mcp";
+
+/** Who the caller is, as established by authentication. */
+export interface AuthContext {
+  method: "local" | "bearer_token" | "mtls_subject";
+  /** `stdio`, `loopback`, or the mTLS subject; null for bearer tokens. */
+  subject: string | null;
+  /** sha256 hex of the bearer token; never the token itself. */
+  tokenFingerprint: string | null;
+  /** `stdio`, `loopback`, `token:<sha256 hex>` or the subject: the id used by policies and audit. */
+  principalId: string;
+}
+
+/** Everything the router needs to know about one call besides its arguments. */
+export interface CallContext {
+  transport: TransportName;
+  dialect: Dialect;
+  auth: AuthContext;
+  peerIp: string | null;
+  /** The JSON text of the JSON-RPC id (`1` → `"1"`), or null before parsing. */
+  requestId: string | null;
+  clientCorrelationId: string | null;
+  serverCorrelationId: string;
+}
+
+export const LOCAL_STDIO: AuthContext = {
+  method: "local",
+  subject: "stdio",
+  tokenFingerprint: null,
+  principalId: "stdio",
+};
+export const LOCAL_LOOPBACK: AuthContext = {
+  method: "local",
+  subject: "loopback",
+  tokenFingerprint: null,
+  principalId: "loopback",
+};

@@ -1,0 +1,31 @@
+import type { DispatchPolicy } from "../core/dispatch/policy.js";
+import type { RunStateStore } from "../core/run/store.js";
+import type { AnchorPolicy, RunpackSecurity } from "../core/runpack/manifest.js";
+import type { EvidenceRuntime } from "../evidence/registry.js";
+import type { ScenarioRegistry, SchemaRegistry } from "../store/registries.js";
+import type { DocsCatalog } from "./docs/catalog.js";
+import type { FeedbackPolicy } from "./policy/feedback.js";
+import type { NamespacePolicy } from "./policy/namespace.js";
+import type { PrincipalDirectory } from "./policy/principals.js";
+import type { RegistryAcl } from "./policy/registry-acl.js";
+
+/** Everything the tools work with, assembled once from configuration by the server app. */
+export interface ServerServices {
+  runs: RunStateStore;
+  scenarios: ScenarioRegistry;
+  schemas: SchemaRegistry;
+  evidence: EvidenceRuntime;
+  dispatchPolicy: DispatchPolicy;
+  namespaces: NamespacePolicy;
+  principals: PrincipalDirectory;
+  feedback: FeedbackPolicy;
+  runpacks: {
+    /** Where runpacks go when no `output_dir` is named, and the root remote callers are confined to. */
+    root: string;
+    security: RunpackSecurity;
+    anchorPolicy: AnchorPolicy | undefined;
+  };
+  schemaRegistry: { maxSchemaBytes: number; maxEntries: number | null; acl: RegistryAcl };
+  providerDiscovery: { allowlist: readonly string[]; denylist: readonly string[]; maxResponseBytes: number };
+  docs: { catalog: DocsCatalog; maxSections: number; search: boolean; resources: boolean } | null;
+}

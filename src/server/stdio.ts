@@ -1,0 +1,206 @@
+import type { Readable, Writable } from "node:stream";
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
+import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import { InvalidRequestError, JsonParseError, LimitError } from "../core/errors.js";
+import { parseJsonBytes } from "../json/parse.js";
+import { compactJson } from "../json/write.js";
+import type { ServerCorrelationIds } from "./correlation.js";
+import { errorResponse, handleDgMessage } from "./dialects/dg-rpc.js";
+import { createMcpServer, sdkMessage } from "./dialects/mcp.js";
+import type { RequestInfo, ToolRouter } from "./router.js";
+import { toWireError } from "./wire-errors.js";
+
+const MAX_HEADER_BYTES = 8192;
+
+/**
+ * Serves one client on stdin/stdout until end of input. The framing is detected from the first bytes:
+ * `Content-Length:` headers speak the Decision Gate dialect (LSP-style frames), `{` speaks standard MCP
+ * (one JSON message per line). stdout carries only protocol messages.
+ */
+export async function serveStdio(
+  router: ToolRouter,
+  input: Readable,
+  output: Writable,
+  ids: ServerCorrelationIds,
+  maxBodyBytes: number,
+): Promise<void> {
+  const chunks = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const first = await firstMeaningfulChunk(chunks);
+  if (first === null) return;
+  const stream = prepend(first, chunks);
+  const dialect = first[firstByteIndex(first)] === 0x7b ? "mcp" : "dg";
+  const requestInfo = (): RequestInfo => ({
+    transport: "stdio",
+    dialect,
+    peerIp: null,
+    requestId: null,
+    clientCorrelationId: null,
+    serverCorrelationId: ids.next(),
+    credentials: { transport: "stdio", peerIp: null, authorization: null, clientSubject: null },
+  });
+  if (dialect === "mcp") return serveMcpLines(router, stream, output, requestInfo);
+  for await (const frame of contentLengthFrames(stream, maxBodyBytes)) {
+    const response =
+      "body" in frame
+        ? (await handleDgMessage(router, frame.body, requestInfo())).response
+        : errorResponse(null, toWireError(frame.problem), null);
+    output.write(encodeFrame(compactJson(response)));
+  }
+}
+
+export function encodeFrame(body: string): string {
+  return `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+
+type Frame = { body: Buffer } | { problem: Error };
+
+/**
+ * Splits Content-Length framed input. A frame whose header is unusable or whose body is too large yields a
+ * problem (the body, when its length is known, is skipped) and reading goes on with the next frame.
+ */
+async function* contentLengthFrames(chunks: AsyncIterable<Buffer>, maxBodyBytes: number): AsyncGenerator<Frame> {
+  let buffer = Buffer.alloc(0);
+  let skip = 0;
+  for await (const chunk of chunks) {
+    buffer = Buffer.concat([buffer, chunk]);
+    for (;;) {
+      if (skip > 0) {
+        const dropped = Math.min(skip, buffer.length);
+        skip -= dropped;
+        buffer = buffer.subarray(dropped);
+        if (skip > 0) break;
+      }
+      const header = headerEnd(buffer);
+      if (header === null) {
+        if (buffer.length > MAX_HEADER_BYTES) {
+          yield { problem: new InvalidRequestError("invalid json-rpc request: frame header too large") };
+          buffer = Buffer.alloc(0);
+        }
+        break;
+      }
+      const length = contentLength(buffer.subarray(0, header.start).toString("latin1"));
+      const bodyStart = header.end;
+      if (length === null) {
+        yield { problem: new InvalidRequestError("invalid json-rpc request: missing or invalid content length") };
+        buffer = buffer.subarray(bodyStart);
+        continue;
+      }
+      if (length > maxBodyBytes) {
+        yield { problem: new LimitError("request_too_large", "request body too large") };
+        skip = length;
+        buffer = buffer.subarray(bodyStart);
+        continue;
+      }
+      if (buffer.length < bodyStart + length) break;
+      yield { body: buffer.subarray(bodyStart, bodyStart + length) };
+      buffer = buffer.subarray(bodyStart + length);
+    }
+  }
+}
+
+/** The end of a header block: a blank line, with CRLF or LF line ends. */
+function headerEnd(buffer: Buffer): { start: number; end: number } | null {
+  const crlf = buffer.indexOf("\r\n\r\n");
+  const lf = buffer.indexOf("\n\n");
+  if (crlf === -1 && lf === -1) return null;
+  if (lf === -1 || (crlf !== -1 && crlf < lf)) return { start: crlf, end: crlf + 4 };
+  return { start: lf, end: lf + 2 };
+}
+
+/** The value of the last `Content-Length:` line (exact case, as in the reference), or null. */
+function contentLength(header: string): number | null {
+  let length: number | null = null;
+  for (const line of header.split(/\r?\n/)) {
+    if (!line.startsWith("Content-Length:")) continue;
+    const value = line.slice("Content-Length:".length).trim();
+    length = /^\d{1,15}$/.test(value) ? Number(value) : null;
+  }
+  return length;
+}
+
+async function firstMeaningfulChunk(chunks: AsyncIterator<Buffer>): Promise<Buffer | null> {
+  let pending = Buffer.alloc(0);
+  for (;;) {
+    const next = await chunks.next();
+    if (next.done) return null;
+    pending = Buffer.concat([pending, next.value]);
+    if (firstByteIndex(pending) < pending.length) return pending;
+  }
+}
+
+function firstByteIndex(buffer: Buffer): number {
+  let index = 0;
+  while (index < buffer.length && [0x20, 0x09, 0x0a, 0x0d].includes(buffer[index] as number)) index++;
+  return index;
+}
+
+async function* prepend(first: Buffer, rest: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
+  yield first;
+  for (;;) {
+    const next = await rest.next();
+    if (next.done) return;
+    yield next.value;
+  }
+}
+
+/** Standard MCP on stdio: the SDK server over a transport that reads lines losslessly. */
+async function serveMcpLines(
+  router: ToolRouter,
+  chunks: AsyncIterable<Buffer>,
+  output: Writable,
+  requestInfo: () => RequestInfo,
+): Promise<void> {
+  const transport = new LineTransport(chunks, output);
+  const server = createMcpServer(router, requestInfo);
+  const closed = new Promise<void>((resolve) => {
+    server.onclose = resolve;
+  });
+  await server.connect(transport);
+  await closed;
+}
+
+/** A newline-delimited JSON-RPC transport that parses with the lossless parser (exact 64-bit integers). */
+class LineTransport implements Transport {
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: (message: JSONRPCMessage) => void;
+
+  constructor(
+    private readonly chunks: AsyncIterable<Buffer>,
+    private readonly output: Writable,
+  ) {}
+
+  async start(): Promise<void> {
+    void this.pump();
+  }
+
+  async send(message: JSONRPCMessage): Promise<void> {
+    this.output.write(`${JSON.stringify(message)}\n`);
+  }
+
+  async close(): Promise<void> {
+    this.onclose?.();
+  }
+
+  private async pump(): Promise<void> {
+    let pending = "";
+    for await (const chunk of this.chunks) {
+      pending += chunk.toString("utf8");
+      const lines = pending.split("\n");
+      pending = lines.pop() ?? "";
+      for (const line of lines) this.receive(line);
+    }
+    if (pending.trim().length > 0) this.receive(pending);
+    await this.close();
+  }
+
+  private receive(line: string): void {
+    if (line.trim().length === 0) return;
+    try {
+      this.onmessage?.(sdkMessage(parseJsonBytes(Buffer.from(line, "utf8"))) as JSONRPCMessage);
+    } catch (error) {
+      if (!(error instanceof JsonParseError)) throw error;
+      void this.send({ jsonrpc: "2.0", id: null, error: { code: -32700, message: "parse error" } } as never);
+    }
+  }
+}

@@ -1,0 +1,95 @@
+import { isAbsolute, join, relative, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { z } from "zod";
+import { NotFoundError, RunpackError } from "../../core/errors.js";
+import { buildRunpack, DEFAULT_MANIFEST_NAME } from "../../core/runpack/builder.js";
+import { decode, NamespaceId, nullable, TenantId, Timestamp } from "../../core/wire/common.js";
+import { FilesystemRunpack, verifyRunpackDirectory } from "../../runpack/filesystem.js";
+import type { CallContext } from "../context.js";
+import { ensureNamespaceAllowed } from "../policy/namespace.js";
+import type { ServerServices } from "../services.js";
+import type { ScenarioRuntimes } from "./scenario.js";
+import type { ToolHandlers } from "./types.js";
+
+const ExportArgs = z.object({
+  scenario_id: z.string(),
+  tenant_id: TenantId,
+  namespace_id: NamespaceId,
+  run_id: z.string(),
+  output_dir: nullable(z.string()),
+  manifest_name: nullable(z.string()),
+  generated_at: Timestamp,
+  include_verification: z.boolean(),
+});
+const VerifyArgs = z.object({ runpack_dir: z.string(), manifest_path: z.string() });
+
+export function runpackTools(services: ServerServices, runtimes: ScenarioRuntimes): ToolHandlers {
+  return {
+    async runpack_export(args, context) {
+      const request = decode(ExportArgs, args, "arguments");
+      ensureNamespaceAllowed(services.namespaces, request.tenant_id, request.namespace_id);
+      const plane = await runtimes.lookup(request.tenant_id, request.namespace_id, request.scenario_id);
+      const state = await services.runs.load(request);
+      if (state === undefined) throw new NotFoundError("run_not_found", "run not found");
+      const { dir, named } = exportDirectory(services, context, request);
+      const runpack = new FilesystemRunpack(dir);
+      const { manifest, report } = await withFilesystemErrors(() =>
+        buildRunpack(plane.spec, state, runpack, {
+          generatedAt: request.generated_at,
+          manifestName: request.manifest_name ?? DEFAULT_MANIFEST_NAME,
+          anchorPolicy: services.runpacks.anchorPolicy,
+          security: services.runpacks.security,
+          verification: request.include_verification ? { reader: runpack } : undefined,
+        }),
+      );
+      return named ? { manifest, report } : { manifest, report, storage_uri: pathToFileURL(`${dir}/`).href };
+    },
+    async runpack_verify(args, context) {
+      const { runpack_dir, manifest_path } = decode(VerifyArgs, args, "arguments");
+      const dir = confinedPath(services, context, runpack_dir);
+      const report = await withFilesystemErrors(() => verifyRunpackDirectory(dir, manifest_path));
+      return { report, status: report.status };
+    },
+  };
+}
+
+/** The named `output_dir`, or a per-run directory under the runpack root. */
+function exportDirectory(
+  services: ServerServices,
+  context: CallContext,
+  request: { tenant_id: bigint; namespace_id: bigint; scenario_id: string; run_id: string; output_dir: string | null },
+) {
+  if (request.output_dir !== null) return { dir: confinedPath(services, context, request.output_dir), named: true };
+  const ids = [request.scenario_id, request.run_id];
+  if (ids.some((id) => id === "" || id === "." || id === ".." || /[/\\]/.test(id))) {
+    throw new RunpackError("invalid_storage_key", "scenario_id and run_id must be usable as path segments");
+  }
+  const segments = ["tenant", `${request.tenant_id}`, "namespace", `${request.namespace_id}`, "scenario"];
+  return { dir: join(services.runpacks.root, ...segments, request.scenario_id, "run", request.run_id), named: false };
+}
+
+/**
+ * D9: local callers may name any path (relative to the server's working directory, as with the reference);
+ * remote callers' paths resolve against the runpack root and may not leave it.
+ */
+function confinedPath(services: ServerServices, context: CallContext, path: string): string {
+  if (context.auth.method === "local") return resolve(path);
+  const root = services.runpacks.root;
+  const target = resolve(root, path);
+  const inside = relative(root, target);
+  if (inside.startsWith("..") || isAbsolute(inside)) {
+    throw new RunpackError("path_outside_root", "runpack path escapes the runpack root");
+  }
+  return target;
+}
+
+async function withFilesystemErrors<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof Error && "code" in error && typeof error.code === "string" && error.code.startsWith("E")) {
+      throw new RunpackError("runpack_io", `runpack io error: ${error.code}`);
+    }
+    throw error;
+  }
+}

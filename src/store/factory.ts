@@ -1,0 +1,122 @@
+import { resolve } from "node:path";
+import { InvalidInputError } from "../core/errors.js";
+import type { RunStateStore } from "../core/run/store.js";
+import { MemoryRunStateStore } from "./memory.js";
+import type { ScenarioRegistry, SchemaRegistry } from "./registries.js";
+import { MAX_SCHEMA_BYTES, type SchemaLimits } from "./registry-common.js";
+import { MemoryScenarioRegistry } from "./scenario-registry-memory.js";
+import { MemorySchemaRegistry } from "./schema-registry-memory.js";
+import { type JournalMode, openSqliteDatabase, type SqliteDatabase, type SyncMode } from "./sqlite/database.js";
+import { SqliteRunStateStore } from "./sqlite/run-state.js";
+import { SqliteScenarioRegistry } from "./sqlite/scenario-registry.js";
+import { SqliteSchemaRegistry } from "./sqlite/schema-registry.js";
+
+/* Builds the stores from the validated `[run_state_store]` and `[schema_registry]` sections (interface §5.16–17). */
+
+/** Keys shared by both sections; integers may arrive as `bigint` from the lossless config parser. */
+export interface StoreSectionConfig {
+  type: "memory" | "sqlite";
+  path?: string | null;
+  busy_timeout_ms?: number | bigint;
+  journal_mode?: JournalMode;
+  sync_mode?: SyncMode;
+}
+
+export interface RunStateStoreConfig extends StoreSectionConfig {
+  /**
+   * Accepted for compatibility and ignored: the reference keeps one full snapshot per save and prunes old ones;
+   * this store keeps one append-only log per run in which every record is live, so there is nothing to prune.
+   */
+  max_versions?: number | bigint | null;
+}
+
+export interface SchemaRegistryConfig extends StoreSectionConfig {
+  max_schema_bytes?: number | bigint;
+  max_entries?: number | bigint | null;
+}
+
+export interface StoresConfig {
+  run_state_store: RunStateStoreConfig;
+  schema_registry: SchemaRegistryConfig;
+}
+
+export interface Stores {
+  runs: RunStateStore;
+  /** SQLite in the run-state database when `run_state_store` is sqlite, so definitions survive restarts (D2). */
+  scenarios: ScenarioRegistry;
+  schemas: SchemaRegistry;
+  /** Closes every database opened here (once, also when both sections share a file). */
+  close(): Promise<void>;
+}
+
+const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+
+export async function openStores(config: StoresConfig): Promise<Stores> {
+  const opened: SqliteDatabase[] = [];
+  try {
+    const runDb = openSection(config.run_state_store, "run_state_store", opened);
+    const schemaDb = openSection(config.schema_registry, "schema_registry", opened, config.run_state_store);
+    const limits = schemaLimits(config.schema_registry);
+    return {
+      runs: runDb === undefined ? new MemoryRunStateStore() : new SqliteRunStateStore(runDb),
+      scenarios: runDb === undefined ? new MemoryScenarioRegistry() : new SqliteScenarioRegistry(runDb),
+      schemas: schemaDb === undefined ? new MemorySchemaRegistry(limits) : new SqliteSchemaRegistry(schemaDb, limits),
+      close: async () => {
+        for (const db of opened) db.close();
+      },
+    };
+  } catch (error) {
+    for (const db of opened) db.close();
+    throw error;
+  }
+}
+
+/** Opens a section's database, reusing the run-state connection when `shareWith` names the same file. */
+function openSection(
+  section: StoreSectionConfig,
+  name: "run_state_store" | "schema_registry",
+  opened: SqliteDatabase[],
+  shareWith?: StoreSectionConfig,
+): SqliteDatabase | undefined {
+  if (section.type === "memory") return undefined;
+  const options = sqliteOptions(section, name);
+  const shared = opened.find((db) => db.path === resolve(options.path));
+  if (shared !== undefined && shareWith !== undefined) {
+    checkSameSettings(options, sqliteOptions(shareWith, "run_state_store"), shared.path);
+    return shared;
+  }
+  const db = openSqliteDatabase(options);
+  opened.push(db);
+  return db;
+}
+
+function sqliteOptions(section: StoreSectionConfig, name: string) {
+  if (section.path === undefined || section.path === null || section.path === "") {
+    throw new InvalidInputError(`sqlite ${name} requires path`);
+  }
+  return {
+    path: section.path,
+    journal_mode: section.journal_mode ?? "wal",
+    sync_mode: section.sync_mode ?? "full",
+    busy_timeout_ms: Number(section.busy_timeout_ms ?? DEFAULT_BUSY_TIMEOUT_MS),
+  };
+}
+
+/** One shared connection has one set of PRAGMAs, so the two sections must agree on them. */
+function checkSameSettings(a: ReturnType<typeof sqliteOptions>, b: ReturnType<typeof sqliteOptions>, path: string) {
+  for (const key of ["journal_mode", "sync_mode", "busy_timeout_ms"] as const) {
+    if (a[key] !== b[key]) {
+      throw new InvalidInputError(
+        `run_state_store and schema_registry share ${path} but set different ${key}: ${b[key]} and ${a[key]}`,
+      );
+    }
+  }
+}
+
+function schemaLimits(section: SchemaRegistryConfig): SchemaLimits {
+  const maxEntries = section.max_entries ?? undefined;
+  return {
+    maxSchemaBytes: Number(section.max_schema_bytes ?? MAX_SCHEMA_BYTES),
+    maxEntries: maxEntries === undefined ? undefined : Number(maxEntries),
+  };
+}

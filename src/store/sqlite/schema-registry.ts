@@ -1,0 +1,127 @@
+import { ControlPlaneError } from "../../core/errors.js";
+import { sha256Hex } from "../../json/hash.js";
+import type { JsonValue } from "../../json/value.js";
+import { canonicalBytes } from "../../json/write.js";
+import { DataShapeRecord, type Page, type SchemaRegistry } from "../registries.js";
+import {
+  checkEntryCount,
+  checkPageLimit,
+  checkSchemaSize,
+  MAX_SCHEMA_BYTES,
+  parseSchemaCursor,
+  type SchemaLimits,
+  schemaExists,
+  schemaPage,
+} from "../registry-common.js";
+import { decodeVerified, type SqliteDatabase, storeCorrupt } from "./database.js";
+
+const LABEL = "schema registry";
+/** Room for a record's metadata beside its schema, when checking stored sizes on read. */
+const MAX_RECORD_BYTES = 2 * MAX_SCHEMA_BYTES;
+
+interface ShapeRow {
+  tenant_id: string;
+  namespace_id: string;
+  schema_id: string;
+  version: string;
+  record_json: unknown;
+  record_sha256: string;
+}
+
+/**
+ * Data shapes in SQLite (`[schema_registry] type = "sqlite"`). A row holds the canonical JSON of the whole
+ * record with its sha256; reads verify both and decode the record. Schemas are capped at 1 MiB.
+ */
+export class SqliteSchemaRegistry implements SchemaRegistry {
+  private readonly statements;
+
+  constructor(
+    private readonly db: SqliteDatabase,
+    private readonly limits: SchemaLimits,
+  ) {
+    if (limits.maxSchemaBytes > MAX_SCHEMA_BYTES) {
+      throw new ControlPlaneError(
+        "store_config_invalid",
+        `schema_registry_max_schema_bytes out of range: ${limits.maxSchemaBytes} (max ${MAX_SCHEMA_BYTES})`,
+      );
+    }
+    const columns = "tenant_id, namespace_id, schema_id, version, record_json, record_sha256";
+    const scope = "tenant_id = @tenant AND namespace_id = @namespace";
+    this.statements = {
+      one: db.prepare<ShapeRow>(
+        `SELECT ${columns} FROM data_shapes WHERE ${scope} AND schema_id = @id AND version = @version`,
+      ),
+      insert: db.prepare(`INSERT INTO data_shapes (${columns}) VALUES (?, ?, ?, ?, ?, ?)`),
+      count: db.prepare<{ count: number }>(`SELECT count(*) AS count FROM data_shapes WHERE ${scope}`),
+      first: db.prepare<ShapeRow>(
+        `SELECT ${columns} FROM data_shapes WHERE ${scope} ORDER BY schema_id, version LIMIT @limit`,
+      ),
+      after: db.prepare<ShapeRow>(
+        `SELECT ${columns} FROM data_shapes
+         WHERE ${scope} AND (schema_id > @id OR (schema_id = @id AND version > @version))
+         ORDER BY schema_id, version LIMIT @limit`,
+      ),
+    };
+  }
+
+  async register(record: DataShapeRecord): Promise<void> {
+    checkSchemaSize(record, this.limits.maxSchemaBytes);
+    const bytes = canonicalBytes(record as unknown as JsonValue);
+    const key = [String(record.tenant_id), String(record.namespace_id), record.schema_id, record.version] as const;
+    const scope = { tenant: key[0], namespace: key[1] };
+    this.db.write(LABEL, () => {
+      if (this.statements.one.get({ ...scope, id: record.schema_id, version: record.version }) !== undefined) {
+        throw schemaExists();
+      }
+      checkEntryCount(this.statements.count.get(scope)?.count ?? 0, this.limits.maxEntries);
+      this.statements.insert.run(...key, bytes, sha256Hex(bytes));
+    });
+  }
+
+  async get(tenantId: bigint, namespaceId: bigint, schemaId: string, version: string) {
+    const params = { tenant: String(tenantId), namespace: String(namespaceId), id: schemaId, version };
+    const row = this.db.query(LABEL, () => this.statements.one.get(params));
+    return row === undefined ? undefined : verified(row);
+  }
+
+  async list(
+    tenantId: bigint,
+    namespaceId: bigint,
+    cursor: string | null,
+    limit: number,
+  ): Promise<Page<DataShapeRecord>> {
+    checkPageLimit(limit);
+    const after = parseSchemaCursor(cursor);
+    const scope = { tenant: String(tenantId), namespace: String(namespaceId), limit };
+    const rows = this.db.query(LABEL, () =>
+      after === null
+        ? this.statements.first.all(scope)
+        : this.statements.after.all({ ...scope, id: after.schema_id, version: after.version }),
+    );
+    return schemaPage(rows.map(verified));
+  }
+
+  async count(tenantId: bigint, namespaceId: bigint): Promise<number> {
+    const scope = { tenant: String(tenantId), namespace: String(namespaceId) };
+    return this.db.query(LABEL, () => this.statements.count.get(scope)?.count ?? 0);
+  }
+
+  async ready(): Promise<boolean> {
+    return this.db.ready();
+  }
+}
+
+function verified(row: ShapeRow): DataShapeRecord {
+  const item = `${row.tenant_id}/${row.namespace_id}/${row.schema_id}@${row.version}`;
+  const fail = (what: string) => storeCorrupt("schema registry", item, what);
+  const record = decodeVerified(DataShapeRecord, row.record_json, row.record_sha256, MAX_RECORD_BYTES, fail);
+  if (
+    String(record.tenant_id) !== row.tenant_id ||
+    String(record.namespace_id) !== row.namespace_id ||
+    record.schema_id !== row.schema_id ||
+    record.version !== row.version
+  ) {
+    throw fail("key columns do not match the record");
+  }
+  return record;
+}
