@@ -2,17 +2,19 @@ import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { benchSignedEvidence } from "./evidence.js";
 import type { BenchResult } from "./measure.js";
+import { benchStore } from "./store.js";
 
 /** `npm run bench`: runs every benchmark in one process and rewrites docs/PERFORMANCE.md. */
 async function main(): Promise<void> {
   const results: BenchResult[] = [];
-  for (const bench of [benchSignedEvidence]) {
-    const result = await bench();
-    results.push(result);
-    console.log(
-      `${result.name}: ${result.operationsPerSecond.toFixed(0)} ops/s, ${result.unitsPerSecond.toFixed(0)} units/s, ` +
-        `p50 ${result.p50Ms.toFixed(3)} ms, p99 ${result.p99Ms.toFixed(3)} ms (${result.operations} ops)`,
-    );
+  for (const bench of [benchSignedEvidence, benchStore]) {
+    for (const result of [await bench()].flat()) {
+      results.push(result);
+      console.log(
+        `${result.name}: ${result.operationsPerSecond.toFixed(0)} ops/s, ${result.unitsPerSecond.toFixed(0)} units/s, ` +
+          `p50 ${result.p50Ms.toFixed(3)} ms, p99 ${result.p99Ms.toFixed(3)} ms (${result.operations} ops)`,
+      );
+    }
   }
   writeFileSync(new URL("../docs/PERFORMANCE.md", import.meta.url), report(results));
 }
@@ -35,6 +37,10 @@ ${rows.join("\n")}
 - **signed evidence**: one \`scenario_next\` on a gate of 10 conditions whose provider signs every answer;
   each operation runs the trust pipeline (signature and evidence-hash checks with strict Ed25519) ten times,
   so units are evidence evaluations. Memory store, no transport.
+- **sqlite store**: \`scenario_next\` through the control plane on a SQLite file with one time condition that
+  always holds. "one run" is sequential; "32 runs at once" sends one trigger to each of 32 runs per operation
+  (units = decisions), so their commits are grouped into one transaction. The last two rows check D10: the cost of
+  a trigger after 10 and after 10,000 prior triggers (target: at most 1.5× apart).
 `;
 }
 

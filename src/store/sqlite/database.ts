@@ -1,6 +1,6 @@
 import { mkdirSync, statSync } from "node:fs";
-import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
+import BetterSqlite from "better-sqlite3";
 import type { z } from "zod";
 import { ControlPlaneError, DecisionGateError, InvalidInputError } from "../../core/errors.js";
 import { decode } from "../../core/wire/common.js";
@@ -100,35 +100,8 @@ export const STORE_MIGRATIONS: readonly Migration[] = [
   },
 ];
 
-/* better-sqlite3 ships no type declarations; these are the parts of its API the store uses. */
-interface RunResult {
-  changes: number;
-  lastInsertRowid: number | bigint;
-}
-
-export interface Statement<Row = unknown> {
-  run(...params: unknown[]): RunResult;
-  get(...params: unknown[]): Row | undefined;
-  all(...params: unknown[]): Row[];
-}
-
-interface Transaction<T> {
-  (): T;
-  deferred(): T;
-  immediate(): T;
-}
-
-interface Connection {
-  readonly open: boolean;
-  prepare<Row>(sql: string): Statement<Row>;
-  pragma(source: string, options?: { simple: boolean }): unknown;
-  transaction<T>(fn: () => T): Transaction<T>;
-  close(): void;
-}
-
-type ConnectionConstructor = new (path: string, options: { timeout: number }) => Connection;
-
-const BetterSqlite = createRequire(import.meta.url)("better-sqlite3") as ConnectionConstructor;
+export type Statement<Row = unknown> = BetterSqlite.Statement<unknown[], Row>;
+type Connection = BetterSqlite.Database;
 
 /** A typed handle on one open database file. */
 export class SqliteDatabase {
@@ -141,7 +114,7 @@ export class SqliteDatabase {
   }
 
   prepare<Row>(sql: string): Statement<Row> {
-    return this.connection.prepare<Row>(sql);
+    return this.connection.prepare<unknown[], Row>(sql);
   }
 
   /** Runs one statement (or a few that need no common snapshot) outside a transaction. */
@@ -176,7 +149,7 @@ export class SqliteDatabase {
   ready(): boolean {
     if (!this.connection.open) return false;
     try {
-      return this.connection.prepare<{ one: number }>("SELECT 1 AS one").get()?.one === 1;
+      return this.connection.prepare<[], { one: number }>("SELECT 1 AS one").get()?.one === 1;
     } catch {
       return false;
     }
