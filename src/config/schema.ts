@@ -543,7 +543,21 @@ const RegistryAclConfig = z
       .boolean()
       .default(false)
       .describe("Builtin mode: local callers (stdio, loopback) may use the registry without roles."),
-    require_signing: z.boolean().default(false).describe("`schemas_register` requires signing metadata."),
+    require_signing: z
+      .boolean()
+      .default(false)
+      .describe(
+        "`schemas_register` requires `signing`: an Ed25519 signature (base64) over the canonical JSON of the schema " +
+          "by one of `signing_keys`.",
+      ),
+    signing_keys: z
+      .array(filePath("schema_registry.acl.signing_keys"))
+      .max(64, "too many schema_registry.acl.signing_keys")
+      .default([])
+      .describe(
+        "Ed25519 public key files (32 raw bytes or base64) trusted for schema signatures; a signature's `key_id` " +
+          "is the path exactly as written here. Relative paths resolve against the config file's directory.",
+      ),
     rules: z
       .array(RegistryAclRule)
       .max(256, "too many schema_registry.acl.rules")

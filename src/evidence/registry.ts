@@ -1,4 +1,4 @@
-import { isAbsolute, resolve } from "node:path";
+import { resolve } from "node:path";
 import { z } from "zod";
 import type { Disclosure, TrustPolicy } from "../core/run/evidence.js";
 import type { ScenarioSpec } from "../core/spec/schema.js";
@@ -144,7 +144,7 @@ export async function buildEvidenceRuntime(
     for (const [index, entry] of settings.providers.entries()) {
       providers.push(await buildProvider(entry, index, cwd, environment.environment));
       if (entry.type === "builtin") capabilities.registerBuiltin(entry.name);
-      else capabilities.register(await loadContractFile(resolvePath(cwd, entry.capabilities_path ?? ""), entry.name));
+      else capabilities.register(await loadContractFile(resolve(cwd, entry.capabilities_path ?? ""), entry.name));
       if (entry.trust !== undefined) signaturePolicies.set(entry.name, await signaturePolicy(entry.trust, cwd));
     }
     const disclosure = disclosurePolicy(
@@ -219,14 +219,5 @@ function mcpSettingsOf(entry: ProviderEntry) {
 /** Loads the keys of a `require_signature` setting; the configured path string stays the key id. */
 async function signaturePolicy(setting: SignatureSetting, cwd: string): Promise<SignaturePolicy> {
   if (setting === "audit") return AUDIT;
-  const paths = setting.require_signature.keys;
-  const loaded = await loadKeyring(paths.map((path) => resolvePath(cwd, path)));
-  return {
-    kind: "require_signature",
-    keys: new Map(paths.map((path) => [path, loaded.get(resolvePath(cwd, path)) as Uint8Array])),
-  };
-}
-
-function resolvePath(cwd: string, path: string): string {
-  return isAbsolute(path) ? path : resolve(cwd, path);
+  return { kind: "require_signature", keys: await loadKeyring(setting.require_signature.keys, cwd) };
 }

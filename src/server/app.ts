@@ -5,11 +5,14 @@ import type { LoadedConfig } from "../config/load.js";
 import { type DecisionGateConfig, parseBind } from "../config/schema.js";
 import { createDispatchPolicy } from "../core/dispatch/policy.js";
 import { buildEvidenceRuntime, type EvidenceRuntime } from "../evidence/registry.js";
+import { loadKeyring } from "../evidence/trust/keys.js";
 import { openStores } from "../store/factory.js";
 import { authSettings } from "./auth.js";
 import { ServerCorrelationIds } from "./correlation.js";
 import { DocsCatalog } from "./docs/catalog.js";
 import { createHttpApp } from "./http.js";
+import { assetcoreAuthority } from "./policy/assetcore.js";
+import { NamespaceGuard } from "./policy/namespace.js";
 import { PrincipalDirectory } from "./policy/principals.js";
 import { RegistryAcl } from "./policy/registry-acl.js";
 import { ToolRouter } from "./router.js";
@@ -45,7 +48,8 @@ export async function startServer(loaded: LoadedConfig, options: ServeOptions): 
   let evidence: EvidenceRuntime | undefined;
   try {
     evidence = await buildEvidenceRuntime(config, { cwd: loaded.baseDir });
-    const services = buildServices(config, stores, evidence);
+    const signingKeys = await loadKeyring(config.schema_registry.acl.signing_keys, loaded.baseDir);
+    const services = buildServices(config, stores, evidence, signingKeys);
     for (const warning of services.docs?.catalog.warnings ?? []) notice(`decision-gate: WARNING: ${warning}`);
     notice(postureLine(config));
     const router = new ToolRouter(services, authSettings(config.server.auth), config.server.tools);
@@ -129,6 +133,7 @@ function buildServices(
   config: DecisionGateConfig,
   stores: Awaited<ReturnType<typeof openStores>>,
   evidence: EvidenceRuntime,
+  signingKeys: ReadonlyMap<string, Uint8Array>,
 ): ServerServices {
   const principals = new PrincipalDirectory(config.server.auth.principals);
   const docs = config.docs;
@@ -138,7 +143,12 @@ function buildServices(
     schemas: stores.schemas,
     evidence,
     dispatchPolicy: createDispatchPolicy(config.policy),
-    namespaces: { allowDefault: config.namespace.allow_default, defaultTenants: config.namespace.default_tenants },
+    namespaces: new NamespaceGuard(
+      { allowDefault: config.namespace.allow_default, defaultTenants: config.namespace.default_tenants },
+      config.namespace.authority.assetcore === undefined
+        ? null
+        : assetcoreAuthority(config.namespace.authority.assetcore),
+    ),
     principals,
     feedback: config.server.feedback.scenario_next,
     runpacks: {
@@ -161,6 +171,7 @@ function buildServices(
       maxSchemaBytes: Number(config.schema_registry.max_schema_bytes),
       maxEntries: config.schema_registry.max_entries === undefined ? null : Number(config.schema_registry.max_entries),
       acl: new RegistryAcl(config.schema_registry.acl, principals),
+      signingKeys,
     },
     providerDiscovery: {
       allowlist: config.provider_discovery.allowlist,

@@ -5,7 +5,7 @@ import type { EvidenceRuntime } from "../evidence/registry.js";
 import type { ScenarioRegistry, SchemaRegistry } from "../store/registries.js";
 import type { DocsCatalog } from "./docs/catalog.js";
 import type { FeedbackPolicy } from "./policy/feedback.js";
-import type { NamespacePolicy } from "./policy/namespace.js";
+import type { NamespaceGuard } from "./policy/namespace.js";
 import type { PrincipalDirectory } from "./policy/principals.js";
 import type { RegistryAcl } from "./policy/registry-acl.js";
 
@@ -16,7 +16,7 @@ export interface ServerServices {
   schemas: SchemaRegistry;
   evidence: EvidenceRuntime;
   dispatchPolicy: DispatchPolicy;
-  namespaces: NamespacePolicy;
+  namespaces: NamespaceGuard;
   principals: PrincipalDirectory;
   feedback: FeedbackPolicy;
   runpacks: {
@@ -25,7 +25,13 @@ export interface ServerServices {
     security: RunpackSecurity;
     anchorPolicy: AnchorPolicy | undefined;
   };
-  schemaRegistry: { maxSchemaBytes: number; maxEntries: number | null; acl: RegistryAcl };
+  schemaRegistry: {
+    maxSchemaBytes: number;
+    maxEntries: number | null;
+    acl: RegistryAcl;
+    /** `signing_keys` by their configured path (the `key_id` of a signature). */
+    signingKeys: ReadonlyMap<string, Uint8Array>;
+  };
   providerDiscovery: { allowlist: readonly string[]; denylist: readonly string[]; maxResponseBytes: number };
   docs: { catalog: DocsCatalog; maxSections: number; search: boolean; resources: boolean } | null;
 }

@@ -33,13 +33,23 @@ export async function startServerProcess(
 ): Promise<ServerProcess> {
   const dir = configDir(config);
   setup(dir);
+  const server = await serveDirectory(dir, extraArgs);
+  return {
+    ...server,
+    stop: async (signal) => {
+      const code = await server.stop(signal);
+      rmSync(dir, { recursive: true, force: true });
+      return code;
+    },
+  };
+}
+
+/** Serves the configuration already in `dir` (several servers may share one directory); `stop` keeps the files. */
+export async function serveDirectory(dir: string, extraArgs: string[] = []): Promise<ServerProcess> {
   const child = spawn(
     CLI_COMMAND.command,
     [...CLI_COMMAND.args, "serve", "--config", join(dir, "decision-gate.toml"), ...extraArgs],
-    {
-      cwd: dir,
-      stdio: ["ignore", "pipe", "pipe"],
-    },
+    { cwd: dir, stdio: ["ignore", "pipe", "pipe"] },
   );
   let stderr = "";
   child.stderr?.on("data", (chunk) => {
@@ -65,11 +75,10 @@ export async function startServerProcess(
     child,
     stderr: () => stderr,
     stop: async (signal = "SIGTERM") => {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
       child.kill(signal);
-      const code = await exited;
-      rmSync(dir, { recursive: true, force: true });
-      return code;
+      return exited;
     },
   };
 }

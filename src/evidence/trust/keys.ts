@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { resolve } from "node:path";
 import { DecisionGateError } from "../../core/errors.js";
 import { isValidPublicKey } from "./ed25519.js";
 
@@ -38,8 +39,13 @@ function decodeBase64Key(path: string, bytes: Uint8Array): Uint8Array {
   return key;
 }
 
-/** Loads every key of a `require_signature` policy, keyed by the path exactly as configured (the `key_id`). */
-export async function loadKeyring(paths: readonly string[]): Promise<Map<string, Uint8Array>> {
-  const keys = await Promise.all(paths.map(async (path) => [path, await loadPublicKey(path)] as const));
+/**
+ * Loads trusted keys keyed by their path exactly as configured (the `key_id` signers name); relative paths are
+ * read from `baseDir`.
+ */
+export async function loadKeyring(paths: readonly string[], baseDir = process.cwd()): Promise<Map<string, Uint8Array>> {
+  const keys = await Promise.all(
+    paths.map(async (path) => [path, await loadPublicKey(resolve(baseDir, path))] as const),
+  );
   return new Map(keys);
 }

@@ -4,7 +4,6 @@ import { EvidenceQuery } from "../../core/spec/schema.js";
 import { decode, NamespaceId, nullable, TenantId, Timestamp } from "../../core/wire/common.js";
 import type { JsonValue } from "../../json/value.js";
 import { canonicalBytes } from "../../json/write.js";
-import { ensureNamespaceAllowed } from "../policy/namespace.js";
 import type { ServerServices } from "../services.js";
 import type { ToolHandlers } from "./types.js";
 
@@ -27,9 +26,9 @@ const CheckArgs = z.object({ provider_id: z.string(), check_id: z.string() });
 export function evidenceTools(services: ServerServices): ToolHandlers {
   const { capabilities, pipeline } = services.evidence;
   return {
-    async evidence_query(args) {
+    async evidence_query(args, call) {
       const { query, context } = decode(QueryArgs, args, "arguments");
-      ensureNamespaceAllowed(services.namespaces, context.tenant_id, context.namespace_id);
+      await services.namespaces.ensure(context.tenant_id, context.namespace_id, call);
       capabilities.validateQuery(query);
       return { result: await pipeline.answer(query, context) };
     },

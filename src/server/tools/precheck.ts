@@ -7,7 +7,6 @@ import { AnyJson, decode, NamespaceId, nullable, TenantId } from "../../core/wir
 import { compileJsonSchema, messageOf } from "../../evidence/contracts/load.js";
 import { validateComparatorForSchema } from "../../evidence/contracts/strict.js";
 import { isJsonObject, type JsonValue } from "../../json/value.js";
-import { ensureNamespaceAllowed } from "../policy/namespace.js";
 import type { ServerServices } from "../services.js";
 import type { ToolHandlers } from "./types.js";
 
@@ -25,9 +24,9 @@ type PrecheckArgs = z.output<typeof PrecheckArgs>;
 /** `precheck` (evidence §5.5): what a stage would decide on asserted data, without touching any run. */
 export function precheckTools(services: ServerServices): ToolHandlers {
   return {
-    async precheck(args) {
+    async precheck(args, context) {
       const request = decode(PrecheckArgs, args, "arguments");
-      ensureNamespaceAllowed(services.namespaces, request.tenant_id, request.namespace_id);
+      await services.namespaces.ensure(request.tenant_id, request.namespace_id, context);
       const shape = await services.schemas.get(
         request.tenant_id,
         request.namespace_id,

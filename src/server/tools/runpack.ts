@@ -6,7 +6,6 @@ import { buildRunpack, DEFAULT_MANIFEST_NAME } from "../../core/runpack/builder.
 import { decode, NamespaceId, nullable, TenantId, Timestamp } from "../../core/wire/common.js";
 import { FilesystemRunpack, verifyRunpackDirectory } from "../../runpack/filesystem.js";
 import type { CallContext } from "../context.js";
-import { ensureNamespaceAllowed } from "../policy/namespace.js";
 import type { ServerServices } from "../services.js";
 import type { ScenarioRuntimes } from "./scenario.js";
 import type { ToolHandlers } from "./types.js";
@@ -27,7 +26,7 @@ export function runpackTools(services: ServerServices, runtimes: ScenarioRuntime
   return {
     async runpack_export(args, context) {
       const request = decode(ExportArgs, args, "arguments");
-      ensureNamespaceAllowed(services.namespaces, request.tenant_id, request.namespace_id);
+      await services.namespaces.ensure(request.tenant_id, request.namespace_id, context);
       const plane = await runtimes.lookup(request.tenant_id, request.namespace_id, request.scenario_id);
       const state = await services.runs.load(request);
       if (state === undefined) throw new NotFoundError("run_not_found", "run not found");

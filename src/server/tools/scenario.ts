@@ -9,7 +9,6 @@ import { decode, NamespaceId, nullable, TenantId, Timestamp } from "../../core/w
 import type { ScenarioRecord } from "../../store/registries.js";
 import type { CallContext } from "../context.js";
 import { type FeedbackLevel, grantFeedback } from "../policy/feedback.js";
-import { ensureNamespaceAllowed } from "../policy/namespace.js";
 import type { ServerServices } from "../services.js";
 import { type PageArgs, pageArgs, pageLimit } from "./paging.js";
 import type { ToolHandlers } from "./types.js";
@@ -92,49 +91,49 @@ export class ScenarioRuntimes {
 }
 
 export function scenarioTools(services: ServerServices, runtimes: ScenarioRuntimes): ToolHandlers {
-  const allowNamespace = (tenantId: bigint | null, namespaceId: bigint) =>
-    ensureNamespaceAllowed(services.namespaces, tenantId, namespaceId);
+  const allowNamespace = (tenantId: bigint | null, namespaceId: bigint, context: CallContext) =>
+    services.namespaces.ensure(tenantId, namespaceId, context);
   return {
-    async scenario_define(args) {
+    async scenario_define(args, context) {
       const { spec } = decode(DefineArgs, args, "arguments");
-      allowNamespace(spec.default_tenant_id, spec.namespace_id);
+      await allowNamespace(spec.default_tenant_id, spec.namespace_id, context);
       return runtimes.define(spec);
     },
-    async scenario_start(args) {
+    async scenario_start(args, context) {
       const { scenario_id, run_config, started_at, issue_entry_packets } = decode(StartArgs, args, "arguments");
-      allowNamespace(run_config.tenant_id, run_config.namespace_id);
+      await allowNamespace(run_config.tenant_id, run_config.namespace_id, context);
       const plane = await runtimes.lookup(run_config.tenant_id, run_config.namespace_id, scenario_id);
       return plane.start(run_config, started_at, issue_entry_packets);
     },
-    async scenario_status(args) {
+    async scenario_status(args, context) {
       const { scenario_id, request } = decode(StatusArgs, args, "arguments");
-      allowNamespace(request.tenant_id, request.namespace_id);
+      await allowNamespace(request.tenant_id, request.namespace_id, context);
       const plane = await runtimes.lookup(request.tenant_id, request.namespace_id, scenario_id);
       return plane.status(request);
     },
     async scenario_next(args, context) {
       const { scenario_id, request, feedback } = decode(NextArgs, args, "arguments");
-      allowNamespace(request.tenant_id, request.namespace_id);
+      await allowNamespace(request.tenant_id, request.namespace_id, context);
       const plane = await runtimes.lookup(request.tenant_id, request.namespace_id, scenario_id);
       const outcome = await plane.nextWithEvaluations(request);
       const block = await feedbackBlock(services, context, feedback, request, outcome.gateEvals);
       return block === undefined ? outcome.result : { ...outcome.result, feedback: block };
     },
-    async scenario_submit(args) {
+    async scenario_submit(args, context) {
       const { scenario_id, request } = decode(SubmitArgs, args, "arguments");
-      allowNamespace(request.tenant_id, request.namespace_id);
+      await allowNamespace(request.tenant_id, request.namespace_id, context);
       const plane = await runtimes.lookup(request.tenant_id, request.namespace_id, scenario_id);
       return plane.submit(request);
     },
-    async scenario_trigger(args) {
+    async scenario_trigger(args, context) {
       const { scenario_id, trigger } = decode(TriggerArgs, args, "arguments");
-      allowNamespace(trigger.tenant_id, trigger.namespace_id);
+      await allowNamespace(trigger.tenant_id, trigger.namespace_id, context);
       const plane = await runtimes.lookup(trigger.tenant_id, trigger.namespace_id, scenario_id);
       return plane.trigger(trigger);
     },
-    async scenarios_list(args) {
+    async scenarios_list(args, context) {
       const request = decode(ListArgs, args, "arguments") as PageArgs & { tenant_id: bigint; namespace_id: bigint };
-      allowNamespace(request.tenant_id, request.namespace_id);
+      await allowNamespace(request.tenant_id, request.namespace_id, context);
       const page = await services.scenarios.list(
         request.tenant_id,
         request.namespace_id,

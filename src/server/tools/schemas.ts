@@ -2,10 +2,10 @@ import { z } from "zod";
 import { AccessDeniedError, ConflictError, InvalidInputError, NotFoundError } from "../../core/errors.js";
 import { decode, NamespaceId, TenantId } from "../../core/wire/common.js";
 import { compileJsonSchema, messageOf } from "../../evidence/contracts/load.js";
-import { compactJson } from "../../json/write.js";
+import { verifyStrict } from "../../evidence/trust/ed25519.js";
+import { canonicalBytes, compactJson } from "../../json/write.js";
 import { DataShapeRecord } from "../../store/registries.js";
 import type { CallContext } from "../context.js";
-import { ensureNamespaceAllowed } from "../policy/namespace.js";
 import type { RegistryAction } from "../policy/registry-acl.js";
 import type { ServerServices } from "../services.js";
 import { pageArgs, pageLimit } from "./paging.js";
@@ -22,14 +22,18 @@ const GetArgs = z.object({
 
 export function schemaTools(services: ServerServices): ToolHandlers {
   const { schemas } = services;
-  const admit = (context: CallContext, action: RegistryAction, scope: { tenant_id: bigint; namespace_id: bigint }) => {
-    ensureNamespaceAllowed(services.namespaces, scope.tenant_id, scope.namespace_id);
+  const admit = async (
+    context: CallContext,
+    action: RegistryAction,
+    scope: { tenant_id: bigint; namespace_id: bigint },
+  ) => {
+    await services.namespaces.ensure(scope.tenant_id, scope.namespace_id, context);
     services.schemaRegistry.acl.authorize(context.auth, action, scope);
   };
   return {
     async schemas_register(args, context) {
       const { record } = decode(RegisterArgs, args, "arguments");
-      admit(context, "register", record);
+      await admit(context, "register", record);
       checkSigning(services, record);
       await checkLimits(services, record);
       try {
@@ -42,12 +46,12 @@ export function schemaTools(services: ServerServices): ToolHandlers {
     },
     async schemas_list(args, context) {
       const request = decode(ListArgs, args, "arguments");
-      admit(context, "list", request);
+      await admit(context, "list", request);
       return schemas.list(request.tenant_id, request.namespace_id, request.cursor, pageLimit(request));
     },
     async schemas_get(args, context) {
       const request = decode(GetArgs, args, "arguments");
-      admit(context, "get", request);
+      await admit(context, "get", request);
       const record = await schemas.get(request.tenant_id, request.namespace_id, request.schema_id, request.version);
       if (record === undefined) throw new NotFoundError("schema_not_found", "schema not found");
       return { record };
@@ -55,14 +59,28 @@ export function schemaTools(services: ServerServices): ToolHandlers {
   };
 }
 
-/** `require_signing`: signing metadata must be present and non-blank. */
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * `require_signing`: the record must carry an Ed25519 signature (base64) over the canonical JSON of its schema, by
+ * one of the configured `signing_keys`, named by its configured path. The reference only checks that the
+ * metadata is present; here it is verified.
+ */
 function checkSigning(services: ServerServices, record: DataShapeRecord): void {
   if (!services.schemaRegistry.acl.requireSigning) return;
-  const signing = record.signing;
-  if (signing === undefined) throw new AccessDeniedError("unauthorized", "schema signing metadata required");
-  if (signing.key_id.trim().length === 0 || signing.signature.trim().length === 0) {
-    throw new AccessDeniedError("unauthorized", "schema signing metadata invalid");
+  const deny = (reason: string): never => {
+    throw new AccessDeniedError("unauthorized", reason);
+  };
+  const signing = record.signing ?? deny("schema signing metadata required");
+  if (signing.key_id.trim().length === 0 || !BASE64.test(signing.signature.trim())) {
+    deny("schema signing metadata invalid");
   }
+  if (signing.algorithm !== undefined && signing.algorithm.toLowerCase() !== "ed25519") {
+    deny(`schema signing algorithm not supported: ${signing.algorithm}`);
+  }
+  const key = services.schemaRegistry.signingKeys.get(signing.key_id) ?? deny("schema signing key not authorized");
+  const signature = new Uint8Array(Buffer.from(signing.signature.trim(), "base64"));
+  if (!verifyStrict(signature, canonicalBytes(record.schema), key)) deny("schema signature verification failed");
 }
 
 async function checkLimits(services: ServerServices, record: DataShapeRecord): Promise<void> {

@@ -100,6 +100,16 @@ export const STORE_MIGRATIONS: readonly Migration[] = [
   },
 ];
 
+function fileIdentity(path: string): string | null {
+  if (path === ":memory:") return null;
+  try {
+    const stats = statSync(path);
+    return `${stats.dev}:${stats.ino}`;
+  } catch {
+    return "missing";
+  }
+}
+
 export type Statement<Row = unknown> = BetterSqlite.Statement<unknown[], Row>;
 type Connection = BetterSqlite.Database;
 
@@ -108,9 +118,13 @@ export class SqliteDatabase {
   readonly path: string;
   private readonly connection: Connection;
 
+  /** The file's identity when opened: if the path later names another file (or none), writes would be lost. */
+  private readonly identity: string | null;
+
   constructor(path: string, connection: Connection) {
     this.path = path;
     this.connection = connection;
+    this.identity = fileIdentity(path);
   }
 
   prepare<Row>(sql: string): Statement<Row> {
@@ -145,9 +159,9 @@ export class SqliteDatabase {
     return this.connection.pragma(name, { simple: true });
   }
 
-  /** Readiness: the connection is open and answers `SELECT 1`. */
+  /** Readiness: the connection is open, still writes the file at `path`, and answers `SELECT 1`. */
   ready(): boolean {
-    if (!this.connection.open) return false;
+    if (!this.connection.open || fileIdentity(this.path) !== this.identity) return false;
     try {
       return this.connection.prepare<[], { one: number }>("SELECT 1 AS one").get()?.one === 1;
     } catch {
