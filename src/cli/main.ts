@@ -1,3 +1,4 @@
+import { createPrivateKey, createPublicKey } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { Command, CommanderError, Option } from "commander";
@@ -7,8 +8,17 @@ import { DecisionGateError } from "../core/errors.js";
 import { RunState } from "../core/run/schema.js";
 import { buildRunpack } from "../core/runpack/builder.js";
 import type { VerificationReport } from "../core/runpack/manifest.js";
+import {
+  ed25519Signer,
+  type ManifestSigner,
+  rawPublicKey,
+  signatureFileName,
+  writeManifestSignature,
+} from "../core/runpack/signature.js";
 import { ScenarioSpec } from "../core/spec/schema.js";
 import { decode } from "../core/wire/common.js";
+import { isValidPublicKey } from "../evidence/trust/ed25519.js";
+import { loadPublicKey } from "../evidence/trust/keys.js";
 import { parseJson } from "../json/parse.js";
 import type { JsonValue } from "../json/value.js";
 import { canonicalJson } from "../json/write.js";
@@ -62,12 +72,14 @@ export function buildProgram(): Command {
     .option("--manifest-name <file>", "manifest file name", "runpack.json")
     .option("--with-verification", "verify the written runpack and include the report")
     .addOption(new Option("--generated-at-unix-ms <ms>", "generation time (default: now)").argParser(nonNegative))
+    .option("--sign-key <path>", "sign the manifest with this Ed25519 private key (PKCS#8 PEM)")
     .action(exportRunpack);
   runpack
     .command("verify")
     .requiredOption("--manifest <path>", "manifest file")
     .option("--runpack-dir <dir>", "runpack directory (default: the manifest's directory)")
     .addOption(new Option("--format <format>", "report format").choices(["json", "markdown"]).default("json"))
+    .option("--verify-key <path>", "require a manifest signature by this Ed25519 public key (raw, base64 or SPKI PEM)")
     .action(verifyRunpack);
 
   const tools = program.command("mcp").description("Call a running server").command("tools");
@@ -163,25 +175,69 @@ async function exportRunpack(options: {
   manifestName: string;
   withVerification?: boolean;
   generatedAtUnixMs?: number;
+  signKey?: string;
 }) {
+  const signer = options.signKey === undefined ? undefined : await loadSigningKey(options.signKey);
   const spec = decode(ScenarioSpec, await readJsonFile(options.spec), "spec");
   const state = decode(RunState, await readJsonFile(options.state), "state");
-  const runpack = new FilesystemRunpack(resolve(options.outputDir));
-  const { report } = await buildRunpack(spec, state, runpack, {
+  const dir = resolve(options.outputDir);
+  const runpack = new FilesystemRunpack(dir);
+  const { manifest, report } = await buildRunpack(spec, state, runpack, {
     generatedAt: { kind: "unix_millis", value: BigInt(options.generatedAtUnixMs ?? Date.now()) },
     manifestName: options.manifestName,
     verification: options.withVerification ? { reader: runpack } : undefined,
   });
   if (report !== null) process.stdout.write(`Verification status: ${report.status}\n`);
-  process.stdout.write(`Runpack manifest written to ${join(resolve(options.outputDir), options.manifestName)}\n`);
+  process.stdout.write(`Runpack manifest written to ${join(dir, options.manifestName)}\n`);
+  if (signer === undefined) return;
+  await writeManifestSignature(runpack, options.manifestName, manifest, signer);
+  process.stdout.write(`Runpack signature written to ${join(dir, signatureFileName(options.manifestName))}\n`);
 }
 
-async function verifyRunpack(options: { manifest: string; runpackDir?: string; format: "json" | "markdown" }) {
+async function verifyRunpack(options: {
+  manifest: string;
+  runpackDir?: string;
+  format: "json" | "markdown";
+  verifyKey?: string;
+}) {
+  const verifyKey = options.verifyKey === undefined ? undefined : await loadVerifyKey(options.verifyKey);
   const dir = resolve(options.runpackDir ?? dirname(options.manifest));
   const manifestPath = resolve(options.manifest).slice(dir.length + 1);
-  const report = await verifyRunpackDirectory(dir, manifestPath);
+  const report = await verifyRunpackDirectory(dir, manifestPath, { verifyKey });
   process.stdout.write(options.format === "json" ? `${canonicalJson(report)}\n` : markdownReport(report));
   if (report.status !== "pass") process.exitCode = 1;
+}
+
+/** An Ed25519 private key in PKCS#8 PEM, as `openssl genpkey -algorithm ed25519` writes it. */
+async function loadSigningKey(path: string): Promise<ManifestSigner> {
+  const pem = await readFile(path, "utf8").catch(() => {
+    throw new CliFailure(`unable to read signing key: ${path}`);
+  });
+  try {
+    return ed25519Signer(createPrivateKey(pem));
+  } catch {
+    throw new CliFailure(`signing key must be an Ed25519 private key in PKCS#8 PEM: ${path}`);
+  }
+}
+
+/** An Ed25519 public key: SPKI PEM, or what trusted key files hold (32 raw bytes or base64 text). */
+async function loadVerifyKey(path: string): Promise<Uint8Array> {
+  const bytes = await readFile(path).catch(() => {
+    throw new CliFailure(`unable to read public key: ${path}`);
+  });
+  const isPem = bytes.length !== 32 && bytes.toString("latin1").trimStart().startsWith("-----BEGIN");
+  return isPem ? publicKeyFromPem(path, bytes) : loadPublicKey(path);
+}
+
+/** Only an SPKI public key: node would also derive one from a private key, which a verifier should never hold. */
+function publicKeyFromPem(path: string, pem: Buffer): Uint8Array {
+  try {
+    const key = pem.includes("-----BEGIN PUBLIC KEY-----") ? rawPublicKey(createPublicKey(pem)) : undefined;
+    if (key !== undefined && isValidPublicKey(key)) return key;
+  } catch {
+    // Not a usable PEM public key: reported as below.
+  }
+  throw new CliFailure(`invalid ed25519 public key: ${path}`);
 }
 
 function markdownReport(report: VerificationReport): string {

@@ -1,6 +1,7 @@
-import { lstat, mkdir, readdir, readFile, realpath, writeFile } from "node:fs/promises";
+import { constants } from "node:fs";
+import { lstat, mkdir, open, readdir, realpath, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, posix, relative, sep } from "node:path";
-import { DecisionGateError, InvalidInputError, JsonParseError, RunpackError } from "../core/errors.js";
+import { InvalidInputError, JsonParseError, RunpackError } from "../core/errors.js";
 import {
   RunpackManifest,
   type RunpackReader,
@@ -9,55 +10,83 @@ import {
 } from "../core/runpack/manifest.js";
 import { verifyRunpack } from "../core/runpack/verifier.js";
 import { decode } from "../core/wire/common.js";
+import { verifyStrict } from "../evidence/trust/ed25519.js";
 import { parseJsonBytes } from "../json/parse.js";
 
 const MAX_PATH_COMPONENT_BYTES = 255;
 const MAX_PATH_BYTES = 4096;
+/** Refuses a symlink as the final component when opening (POSIX); the resolved path has none unless raced. */
+const NO_FOLLOW = constants.O_NOFOLLOW ?? 0;
 
-/** A runpack directory on disk: the sink the builder writes to and the reader the verifier reads from. */
+/**
+ * A runpack directory on disk: the sink the builder writes to and the reader the verifier reads from.
+ * No path may lead out of the root: not through `..`, and not through a symlink at any component (D9).
+ */
 export class FilesystemRunpack implements RunpackSink, RunpackReader {
   constructor(readonly root: string) {}
 
+  /** Writes a regular file; symlinked directories must stay inside the root, and a symlinked file is refused. */
   async write(path: string, bytes: Uint8Array): Promise<void> {
-    const target = join(this.root, checkedRelativePath(path));
-    await mkdir(dirname(target), { recursive: true });
-    await writeFile(target, bytes);
+    const relativePath = checkedRelativePath(path);
+    await mkdir(dirname(join(this.root, relativePath)), { recursive: true });
+    const parent = await this.resolveInsideRoot(dirname(relativePath));
+    const target = join(parent, posix.basename(relativePath));
+    const existing = await lstat(target).catch(() => undefined);
+    if (existing?.isSymbolicLink()) {
+      throw new RunpackError("artifact_path_symlink", "artifact error: refusing to write through a symlink");
+    }
+    await writeFile(target, bytes, { flag: constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | NO_FOLLOW });
   }
 
   async read(path: string, maxBytes: number): Promise<Uint8Array> {
     const target = await this.resolveInsideRoot(checkedRelativePath(path));
-    const stats = await lstat(target).catch(() => {
+    const file = await open(target, constants.O_RDONLY | NO_FOLLOW).catch(() => {
       throw new RunpackError("artifact_unreadable", "artifact error: unable to read artifact metadata");
     });
-    if (stats.size > maxBytes) throw tooLarge(path, stats.size, maxBytes);
-    const bytes = await readFile(target);
-    if (bytes.length > maxBytes) throw tooLarge(path, bytes.length, maxBytes);
-    return bytes;
-  }
-
-  /** Every regular file under the root, as relative POSIX paths. */
-  async list(): Promise<string[]> {
-    const entries = await readdir(this.root, { recursive: true, withFileTypes: true });
-    return entries
-      .filter((entry) => !entry.isDirectory())
-      .map((entry) => relative(this.root, join(entry.parentPath, entry.name)).split(sep).join(posix.sep));
-  }
-
-  /** The parent directory must resolve inside the root (symlinked directories cannot lead out of it). */
-  private async resolveInsideRoot(path: string): Promise<string> {
     try {
-      const root = await realpath(this.root);
-      const parent = await realpath(join(root, dirname(path)));
-      const inside = relative(root, parent);
-      if (inside.startsWith("..") || isAbsolute(inside)) {
-        throw new RunpackError("artifact_path_escape", "artifact error: artifact path escapes runpack root");
-      }
-      return join(parent, posix.basename(path));
-    } catch (error) {
-      if (error instanceof DecisionGateError) throw error;
-      throw new RunpackError("artifact_unreadable", "artifact error: unable to read artifact metadata");
+      const stats = await file.stat();
+      if (!stats.isFile()) throw new RunpackError("artifact_unreadable", "artifact error: not a regular file");
+      if (stats.size > maxBytes) throw tooLarge(path, stats.size, maxBytes);
+      const bytes = await file.readFile();
+      if (bytes.length > maxBytes) throw tooLarge(path, bytes.length, maxBytes);
+      return bytes;
+    } finally {
+      await file.close();
     }
   }
+
+  /** Every entry under the root that is not a directory, as relative POSIX paths; symlinks are listed, not followed. */
+  async list(): Promise<string[]> {
+    const files: string[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      for (const entry of await readdir(dir, { withFileTypes: true })) {
+        const path = join(dir, entry.name);
+        if (entry.isDirectory()) await walk(path);
+        else files.push(relative(this.root, path).split(sep).join(posix.sep));
+      }
+    };
+    await walk(this.root);
+    return files;
+  }
+
+  /** The real path of `path` under the root; every component, the last included, must resolve inside the root. */
+  private async resolveInsideRoot(path: string): Promise<string> {
+    let root: string;
+    let target: string;
+    try {
+      root = await realpath(this.root);
+      target = await realpath(join(root, path));
+    } catch {
+      throw new RunpackError("artifact_unreadable", "artifact error: unable to read artifact metadata");
+    }
+    const inside = relative(root, target);
+    if (inside === ".." || inside.startsWith(`..${sep}`) || isAbsolute(inside)) throw pathEscape();
+    return target;
+  }
+}
+
+function pathEscape(): RunpackError {
+  return new RunpackError("artifact_path_escape", "artifact error: artifact path escapes runpack root");
 }
 
 function tooLarge(path: string, actual: number, max: number): RunpackError {
@@ -70,9 +99,7 @@ function checkedRelativePath(path: string): string {
     throw new RunpackError("artifact_path_absolute", "artifact error: absolute artifact path not allowed");
   }
   const components = path.split("/");
-  if (components.some((part) => part === ".." || part === "." || part === "")) {
-    throw new RunpackError("artifact_path_escape", "artifact error: artifact path escapes runpack root");
-  }
+  if (components.some((part) => part === ".." || part === "." || part === "")) throw pathEscape();
   if (
     Buffer.byteLength(path) > MAX_PATH_BYTES ||
     components.some((part) => Buffer.byteLength(part) > MAX_PATH_COMPONENT_BYTES)
@@ -95,12 +122,18 @@ export async function readManifest(runpack: FilesystemRunpack, manifestPath: str
   }
 }
 
-/** Verifies a runpack directory, including that it holds no file the manifest does not account for. */
+/**
+ * Verifies a runpack directory, including that it holds no file the manifest does not account for. With
+ * `verifyKey` (a raw 32-byte Ed25519 public key), the manifest must carry a valid signature by that key.
+ */
 export async function verifyRunpackDirectory(
   root: string,
   manifestPath = "manifest.json",
+  options: { verifyKey?: Uint8Array } = {},
 ): Promise<VerificationReport> {
   const runpack = new FilesystemRunpack(root);
   const manifest = await readManifest(runpack, manifestPath);
-  return verifyRunpack(manifest, runpack, { manifestPath });
+  const verifyKey =
+    options.verifyKey === undefined ? undefined : { publicKey: options.verifyKey, verify: verifyStrict };
+  return verifyRunpack(manifest, runpack, { manifestPath, verifyKey });
 }

@@ -7,14 +7,16 @@ import { createDispatchPolicy } from "../core/dispatch/policy.js";
 import { buildEvidenceRuntime, type EvidenceRuntime } from "../evidence/registry.js";
 import { loadKeyring } from "../evidence/trust/keys.js";
 import { openStores } from "../store/factory.js";
+import { type AuditLog, createAuditLog } from "./audit.js";
 import { authSettings } from "./auth.js";
 import { ServerCorrelationIds } from "./correlation.js";
 import { DocsCatalog } from "./docs/catalog.js";
-import { createHttpApp } from "./http.js";
+import { createHttpApp, type HttpHooks } from "./http.js";
 import { assetcoreAuthority } from "./policy/assetcore.js";
-import { NamespaceGuard } from "./policy/namespace.js";
 import { PrincipalDirectory } from "./policy/principals.js";
 import { RegistryAcl } from "./policy/registry-acl.js";
+import { ScopeGuard } from "./policy/scope.js";
+import { RateLimiter } from "./rate-limit.js";
 import { ToolRouter } from "./router.js";
 import { checkBindPolicy, ServePolicyError } from "./serve-policy.js";
 import type { ServerServices } from "./services.js";
@@ -44,19 +46,40 @@ export async function startServer(loaded: LoadedConfig, options: ServeOptions): 
   const { config } = loaded;
   const notice = options.notice ?? ((line: string) => process.stderr.write(`${line}\n`));
   checkBindPolicy(config, options.allowNonLoopback);
+  const audit = createAuditLog({
+    enabled: config.server.audit.enabled,
+    path: config.server.audit.path,
+    logPrecheckPayloads: config.server.audit.log_precheck_payloads,
+  });
   const stores = await openStores({ run_state_store: config.run_state_store, schema_registry: config.schema_registry });
   let evidence: EvidenceRuntime | undefined;
   try {
     evidence = await buildEvidenceRuntime(config, { cwd: loaded.baseDir });
     const signingKeys = await loadKeyring(config.schema_registry.acl.signing_keys, loaded.baseDir);
-    const services = buildServices(config, stores, evidence, signingKeys);
+    const services = buildServices(config, stores, evidence, signingKeys, audit);
     for (const warning of services.docs?.catalog.warnings ?? []) notice(`decision-gate: WARNING: ${warning}`);
     notice(postureLine(config));
-    const router = new ToolRouter(services, authSettings(config.server.auth), config.server.tools);
+    if (config.dev.permissive) {
+      audit.security({
+        unsafe_client_correlation_id: null,
+        server_correlation_id: null,
+        kind: "dev_permissive_enabled",
+        message: "dev-permissive mode enabled",
+        dev_permissive: true,
+        namespace_authority: services.runpacks.security.namespace_authority,
+      });
+    }
+    const auth = authSettings({ ...config.server, tlsInProcess: config.server.tls !== undefined });
+    const rateLimit = config.server.limits.rate_limit;
+    const router = new ToolRouter(services, auth, config.server.tools, {
+      rateLimiter: rateLimit === undefined ? null : new RateLimiter(rateLimit),
+      maxBodyBytes: Number(config.server.max_body_bytes),
+    });
     const ids = new ServerCorrelationIds();
     const shutdown = async () => {
       await evidence?.close();
       await stores.close();
+      await audit.close();
     };
     if (config.server.transport === "stdio") {
       const done = serveStdio(
@@ -65,15 +88,17 @@ export async function startServer(loaded: LoadedConfig, options: ServeOptions): 
         options.stdout ?? process.stdout,
         ids,
         Number(config.server.max_body_bytes),
+        audit,
       ).finally(shutdown);
       return { url: null, done, close: async () => done };
     }
     const ready = async () =>
       (await Promise.all([stores.runs.ready(), stores.scenarios.ready(), stores.schemas.ready()])).every(Boolean);
-    return await serveHttp(config, router, ids, ready, shutdown);
+    return await serveHttp(config, router, ids, { ready, audit }, shutdown);
   } catch (error) {
     await evidence?.close();
     await stores.close();
+    await audit.close();
     throw error;
   }
 }
@@ -82,7 +107,7 @@ async function serveHttp(
   config: DecisionGateConfig,
   router: ToolRouter,
   ids: ServerCorrelationIds,
-  ready: () => Promise<boolean>,
+  hooks: HttpHooks,
   shutdown: () => Promise<void>,
 ): Promise<RunningServer> {
   const { server } = config;
@@ -96,7 +121,7 @@ async function serveHttp(
       https: server.tls === undefined ? undefined : await tlsMaterial(server.tls),
     },
     ids,
-    { ready },
+    hooks,
   );
   const { host, port } = parseBind(server.bind ?? "") ?? { host: "127.0.0.1", port: 4000 };
   await app.listen({ host, port });
@@ -134,20 +159,24 @@ function buildServices(
   stores: Awaited<ReturnType<typeof openStores>>,
   evidence: EvidenceRuntime,
   signingKeys: ReadonlyMap<string, Uint8Array>,
+  audit: AuditLog,
 ): ServerServices {
   const principals = new PrincipalDirectory(config.server.auth.principals);
   const docs = config.docs;
   return {
+    audit,
     runs: stores.runs,
     scenarios: stores.scenarios,
     schemas: stores.schemas,
     evidence,
     dispatchPolicy: createDispatchPolicy(config.policy),
-    namespaces: new NamespaceGuard(
+    scopes: new ScopeGuard(
       { allowDefault: config.namespace.allow_default, defaultTenants: config.namespace.default_tenants },
+      principals,
       config.namespace.authority.assetcore === undefined
         ? null
         : assetcoreAuthority(config.namespace.authority.assetcore),
+      audit,
     ),
     principals,
     feedback: config.server.feedback.scenario_next,

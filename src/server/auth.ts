@@ -1,41 +1,71 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import { isLoopbackAddress } from "../config/schema.js";
+import { BlockList, isIP } from "node:net";
+import { isLoopbackAddress, parseIpNetwork } from "../config/schema.js";
 import { AccessDeniedError } from "../core/errors.js";
 import { type AuthContext, LOCAL_LOOPBACK, LOCAL_STDIO, type TransportName } from "./context.js";
 
-/** `[server.auth]`, with bearer tokens held only as their sha256 digests. */
+/** `[server.auth]` and the TLS facts authentication depends on; bearer tokens only as their sha256 digests. */
 export interface AuthSettings {
   mode: "local_only" | "bearer_token" | "mtls";
   bearerTokenDigests: readonly Buffer[];
   mtlsSubjects: readonly string[];
   allowedTools: readonly string[];
+  /** TLS terminates in this process: client identity comes from the verified certificate only (D6). */
+  tlsInProcess: boolean;
+  /** A proxy terminates TLS and passes the client subject in `x-decision-gate-client-subject`. */
+  upstreamTermination: boolean;
+  /** With upstream termination: the peers whose subject header is believed; empty means any peer. */
+  trustedProxies: BlockList | null;
 }
 
-/** What a transport knows about the caller. Transports collect it; this module decides. */
+/** What a transport knows about the caller. Transports collect it; this module decides what it proves. */
 export interface Credentials {
   transport: TransportName;
   peerIp: string | null;
   authorization: string | null;
-  clientSubject: string | null;
+  /** The `x-decision-gate-client-subject` header, as sent (possibly spoofed). */
+  subjectHeader: string | null;
+  /** The subject of a client certificate that the TLS handshake verified. */
+  certificateSubject: string | null;
 }
 
 const MAX_AUTHORIZATION_BYTES = 8192;
 
-export function authSettings(config: {
-  mode: AuthSettings["mode"];
-  bearer_tokens: readonly string[];
-  mtls_subjects: readonly string[];
-  allowed_tools: readonly string[];
-}): AuthSettings {
+export interface AuthConfigInput {
+  auth: {
+    mode: AuthSettings["mode"];
+    bearer_tokens: readonly string[];
+    mtls_subjects: readonly string[];
+    allowed_tools: readonly string[];
+  };
+  tlsInProcess: boolean;
+  tls_termination: "server" | "upstream";
+  trusted_proxies?: readonly string[];
+}
+
+export function authSettings(config: AuthConfigInput): AuthSettings {
+  const proxies = config.trusted_proxies ?? [];
   return {
-    mode: config.mode,
-    bearerTokenDigests: config.bearer_tokens.map(sha256),
-    mtlsSubjects: config.mtls_subjects,
-    allowedTools: config.allowed_tools,
+    mode: config.auth.mode,
+    bearerTokenDigests: config.auth.bearer_tokens.map(sha256),
+    mtlsSubjects: config.auth.mtls_subjects,
+    allowedTools: config.auth.allowed_tools,
+    tlsInProcess: config.tlsInProcess,
+    upstreamTermination: config.tls_termination === "upstream",
+    trustedProxies: proxies.length === 0 ? null : blockListOf(proxies),
   };
 }
 
-/** Establishes who the caller is (interface §4.1), or throws `unauthenticated`/`unauthorized`. */
+function blockListOf(entries: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const entry of entries) {
+    const network = parseIpNetwork(entry);
+    if (network !== null) list.addSubnet(network.address, network.prefix, network.family);
+  }
+  return list;
+}
+
+/** Establishes who the caller is (interface §4.1, D6, D7), or throws `unauthenticated`/`unauthorized`. */
 export function authenticate(settings: AuthSettings, credentials: Credentials): AuthContext {
   if (credentials.transport === "stdio") return LOCAL_STDIO;
   switch (settings.mode) {
@@ -45,8 +75,24 @@ export function authenticate(settings: AuthSettings, credentials: Credentials): 
     case "bearer_token":
       return bearerAuth(settings, credentials.authorization);
     case "mtls":
-      return subjectAuth(settings, credentials.clientSubject);
+      return subjectAuth(settings, clientSubject(settings, credentials));
   }
+}
+
+/**
+ * The client subject that counts (D6): with in-process TLS, only the verified certificate's; with upstream
+ * termination, the header, and only from a trusted proxy when proxies are configured; otherwise none.
+ */
+export function clientSubject(settings: AuthSettings, credentials: Credentials): string | null {
+  if (settings.tlsInProcess) return credentials.certificateSubject;
+  if (!settings.upstreamTermination) return null;
+  const peer = credentials.peerIp;
+  if (settings.trustedProxies !== null) {
+    const family = peer === null ? 0 : isIP(peer);
+    if (peer === null || family === 0 || !settings.trustedProxies.check(peer, family === 4 ? "ipv4" : "ipv6"))
+      return null;
+  }
+  return credentials.subjectHeader;
 }
 
 function bearerAuth(settings: AuthSettings, header: string | null): AuthContext {
@@ -60,7 +106,7 @@ function bearerAuth(settings: AuthSettings, header: string | null): AuthContext 
     throw new AccessDeniedError("unauthenticated", "malformed authorization header");
   }
   const digest = sha256(token);
-  // Compare with every configured digest, so timing reveals neither the match nor its position.
+  // Compare with every configured digest, so timing reveals neither the match nor its position (D7).
   const matched = settings.bearerTokenDigests.reduce((found, known) => timingSafeEqual(known, digest) || found, false);
   if (!matched) throw new AccessDeniedError("unauthenticated", "invalid bearer token");
   const fingerprint = digest.toString("hex");

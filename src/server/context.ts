@@ -16,6 +16,8 @@ export interface AuthContext {
 
 /** Everything the router needs to know about one call besides its arguments. */
 export interface CallContext {
+  /** The tool called, or the method (`tools/list`, `resources/read`, ...). */
+  action: string;
   transport: TransportName;
   dialect: Dialect;
   auth: AuthContext;

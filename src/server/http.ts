@@ -1,9 +1,12 @@
 import type { IncomingHttpHeaders } from "node:http";
+import type { Socket } from "node:net";
+import { TLSSocket } from "node:tls";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { DecisionGateError, JsonParseError, LimitError } from "../core/errors.js";
 import { parseJsonBytes } from "../json/parse.js";
 import { compactJson } from "../json/write.js";
+import { type AuditLog, auditRequest } from "./audit.js";
 import type { Credentials } from "./auth.js";
 import { InvalidCorrelationIdError, type ServerCorrelationIds, sanitizeClientCorrelationId } from "./correlation.js";
 import { errorResponse, handleDgMessage } from "./dialects/dg-rpc.js";
@@ -24,6 +27,7 @@ export interface HttpSettings {
 export interface HttpHooks {
   /** Whether every store can serve (`/readyz`). */
   ready(): Promise<boolean>;
+  audit: AuditLog;
 }
 
 interface RequestState {
@@ -32,6 +36,8 @@ interface RequestState {
 }
 
 const STATE = Symbol("decision-gate request state");
+/** Requests with larger headers are refused (431) before they reach any handler. */
+const MAX_HEADER_BYTES = 16_384;
 type TaggedRequest = FastifyRequest & { [STATE]?: RequestState };
 
 /**
@@ -45,7 +51,11 @@ export function createHttpApp(
   ids: ServerCorrelationIds,
   hooks: HttpHooks,
 ): FastifyInstance {
-  const app = Fastify({ bodyLimit: settings.maxBodyBytes, ...(settings.https ? { https: settings.https } : {}) });
+  const server = { maxHeaderSize: MAX_HEADER_BYTES };
+  const app = Fastify({
+    bodyLimit: settings.maxBodyBytes,
+    ...(settings.https ? { https: { ...settings.https, ...server } } : { http: server }),
+  });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "buffer" }, (_request, body, done) => done(null, body));
   let inflight = 0;
@@ -85,16 +95,31 @@ export function createHttpApp(
   });
 
   app.post("/rpc", async (request: TaggedRequest, reply) => {
-    const outcome = await handleDgMessage(router, bodyOf(request), requestInfo(request, settings.transport));
+    const info = requestInfo(request, settings.transport);
+    const body = bodyOf(request);
+    const outcome = await handleDgMessage(router, body, info);
     if (outcome.error?.kind === "unauthenticated" && settings.bearerChallenge) {
       reply.header("www-authenticate", 'Bearer realm="decision-gate"');
     }
-    return sendRpc(reply, settings, outcome.httpStatus, compactJson(outcome.response));
+    const response = compactJson(outcome.response);
+    auditRequest(
+      hooks.audit,
+      { ...info, requestId: outcome.requestId },
+      {
+        method: outcome.method,
+        tool: outcome.tool,
+        error: outcome.error,
+        requestBytes: body.length,
+        responseBytes: Buffer.byteLength(response),
+        clientSubject: info.credentials.certificateSubject ?? info.credentials.subjectHeader,
+      },
+    );
+    return sendRpc(reply, settings, outcome.httpStatus, response);
   });
 
   app.post("/mcp", async (request: TaggedRequest, reply) => {
     const parsed = parseMcpBody(bodyOf(request));
-    const server = createMcpServer(router, () => requestInfo(request, "http", ids.next()));
+    const server = createMcpServer(router, () => requestInfo(request, "http", ids.next()), hooks.audit);
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     reply.hijack();
     reply.raw.on("close", () => {
@@ -128,7 +153,8 @@ function requestInfo(request: TaggedRequest, transport: "http" | "sse", serverCo
     transport,
     peerIp: request.socket.remoteAddress ?? null,
     authorization: singleHeader(request.headers, "authorization"),
-    clientSubject: singleHeader(request.headers, "x-decision-gate-client-subject"),
+    subjectHeader: singleHeader(request.headers, "x-decision-gate-client-subject"),
+    certificateSubject: verifiedCertificateSubject(request.raw.socket),
   };
   return {
     transport,
@@ -139,6 +165,16 @@ function requestInfo(request: TaggedRequest, transport: "http" | "sse", serverCo
     serverCorrelationId: serverCorrelationId ?? state.serverCorrelationId,
     credentials,
   };
+}
+
+/**
+ * The subject of a client certificate the TLS handshake verified against the configured client CA, as
+ * comma-separated `KEY=value` pairs in certificate order (e.g. `CN=agent-1,O=Example`); null otherwise.
+ */
+function verifiedCertificateSubject(socket: Socket): string | null {
+  if (!(socket instanceof TLSSocket) || !socket.authorized) return null;
+  const subject = socket.getPeerX509Certificate()?.subject;
+  return subject === undefined ? null : subject.split("\n").join(",");
 }
 
 function singleHeader(headers: IncomingHttpHeaders, name: string): string | null {

@@ -1,10 +1,13 @@
-import { MethodNotFoundError } from "../core/errors.js";
+import { LimitError, MethodNotFoundError } from "../core/errors.js";
 import { decode } from "../core/wire/common.js";
 import type { JsonValue } from "../json/value.js";
+import { canonicalBytes } from "../json/write.js";
+import { auditCorrelation } from "./audit.js";
 import { type AuthSettings, authenticate, authorizeTool, type Credentials } from "./auth.js";
 import type { CallContext } from "./context.js";
 import { resourceUriParam } from "./docs/catalog.js";
 import { DocsSearchRequest, searchDocs } from "./docs/search.js";
+import type { RateLimiter } from "./rate-limit.js";
 import type { ServerServices } from "./services.js";
 import { type ToolDefinition, toolDefinitions } from "./tools/catalog.js";
 import { evidenceTools } from "./tools/evidence.js";
@@ -13,6 +16,7 @@ import { runpackTools } from "./tools/runpack.js";
 import { ScenarioRuntimes, scenarioTools } from "./tools/scenario.js";
 import { schemaTools } from "./tools/schemas.js";
 import type { ToolHandlers } from "./tools/types.js";
+import { toWireError } from "./wire-errors.js";
 
 /** `[server.tools]`: which tools callers see and may call. */
 export interface ToolVisibility {
@@ -21,8 +25,24 @@ export interface ToolVisibility {
   denylist: readonly string[];
 }
 
+/** Limits applied to every call. */
+export interface RouterLimits {
+  rateLimiter: RateLimiter | null;
+  maxBodyBytes: number;
+}
+
+/** Tools whose arguments carry documents (specs, schemas, payloads); others take small argument objects. */
+const LARGE_ARGUMENT_TOOLS = new Set([
+  "scenario_define",
+  "scenario_submit",
+  "scenario_trigger",
+  "schemas_register",
+  "precheck",
+]);
+const SMALL_ARGUMENT_BYTES = 65_536;
+
 /** One request as a dialect hands it over: the caller's credentials and the correlation ids. */
-export type RequestInfo = Omit<CallContext, "auth"> & { credentials: Credentials };
+export type RequestInfo = Omit<CallContext, "auth" | "action"> & { credentials: Credentials };
 
 /**
  * The one place that knows every tool. Every dialect (Decision Gate `/rpc` and stdio, standard MCP over HTTP and
@@ -36,6 +56,7 @@ export class ToolRouter {
     private readonly services: ServerServices,
     private readonly auth: AuthSettings,
     private readonly visibility: ToolVisibility,
+    private readonly limits: RouterLimits,
   ) {
     const runtimes = new ScenarioRuntimes(services);
     this.handlers = {
@@ -51,17 +72,21 @@ export class ToolRouter {
 
   /** `tools/list`: the tools this caller sees, in canonical order. */
   listTools(request: RequestInfo): ToolDefinition[] {
-    this.contextOf(request);
+    this.contextOf(request, "tools/list");
     return toolDefinitions().filter((tool) => this.isListed(tool.name));
   }
 
-  /** `tools/call`: unknown tool, authentication, `allowed_tools`, visibility, then the tool (interface §1.2). */
+  /**
+   * `tools/call`: unknown tool, authentication and rate limit, `allowed_tools`, visibility, the argument size
+   * cap, then the tool (interface §1.2).
+   */
   async callTool(name: string, args: JsonValue, request: RequestInfo): Promise<unknown> {
     const handler = this.handlers[name];
     if (handler === undefined || !this.definitions.has(name)) throw new MethodNotFoundError("unknown tool");
-    const context = this.contextOf(request);
-    authorizeTool(this.auth, name);
+    const context = this.contextOf(request, name);
+    this.audited(context, () => authorizeTool(this.auth, name));
     if (!this.isCallable(name)) throw new MethodNotFoundError("unknown tool");
+    this.checkArgumentSize(name, args);
     return handler(args, context);
   }
 
@@ -72,7 +97,7 @@ export class ToolRouter {
 
   resourcesList(request: RequestInfo): JsonValue {
     const docs = this.requireResources();
-    this.contextOf(request);
+    this.contextOf(request, "resources/list");
     return docs.catalog.resourcesList();
   }
 
@@ -80,14 +105,68 @@ export class ToolRouter {
   resourcesRead(params: JsonValue | undefined, request: RequestInfo): JsonValue {
     const docs = this.requireResources();
     const contents = docs.catalog.resourcesRead(resourceUriParam(params));
-    this.contextOf(request);
+    this.contextOf(request, "resources/read");
     return contents;
   }
 
-  /** Authenticates the request; the result is the context every tool receives. */
-  contextOf(request: RequestInfo): CallContext {
+  /**
+   * Authenticates the request and takes a rate-limit token: the principal's, or (when authentication fails) the
+   * peer address's, so that guessing credentials is throttled too. The result is the context tools receive.
+   */
+  contextOf(request: RequestInfo, action: string): CallContext {
     const { credentials, ...rest } = request;
-    return { ...rest, auth: authenticate(this.auth, credentials) };
+    let auth: CallContext["auth"];
+    try {
+      auth = authenticate(this.auth, credentials);
+    } catch (error) {
+      this.auditAuthz(request, action, null, error);
+      this.limits.rateLimiter?.take(`unauthenticated:${credentials.peerIp ?? credentials.transport}`);
+      throw error;
+    }
+    const context = { ...rest, action, auth };
+    this.auditAuthz(request, action, auth, null);
+    this.limits.rateLimiter?.take(`principal:${auth.principalId}`);
+    return context;
+  }
+
+  /** Runs an authorization step, auditing a refusal. */
+  private audited(context: CallContext, step: () => void): void {
+    try {
+      step();
+    } catch (error) {
+      this.auditAuthz(context, context.action, context.auth, error);
+      throw error;
+    }
+  }
+
+  /** `mcp_tool_authz`: every authentication and authorization decision, with the reason callers never see. */
+  private auditAuthz(
+    request: Omit<RequestInfo, "credentials">,
+    action: string,
+    auth: CallContext["auth"] | null,
+    error: unknown,
+  ) {
+    const wire = error === null ? null : toWireError(error);
+    this.services.audit.toolAuthz({
+      ...auditCorrelation(request),
+      decision: wire === null ? "allow" : "deny",
+      action,
+      transport: request.transport,
+      peer_ip: request.peerIp,
+      auth_method: wire === null ? (auth?.method ?? null) : null,
+      subject: auth?.subject ?? null,
+      token_fingerprint: auth?.tokenFingerprint ?? null,
+      reason: wire === null ? null : `${wire.kind}: ${wire.auditReason ?? wire.message}`,
+    });
+  }
+
+  private checkArgumentSize(name: string, args: JsonValue): void {
+    const cap = LARGE_ARGUMENT_TOOLS.has(name)
+      ? this.limits.maxBodyBytes
+      : Math.min(this.limits.maxBodyBytes, SMALL_ARGUMENT_BYTES);
+    const size = canonicalBytes(args).length;
+    if (size > cap)
+      throw new LimitError("request_too_large", `arguments too large for ${name} (${size} > ${cap} bytes)`);
   }
 
   private requireResources() {

@@ -3,20 +3,23 @@ import type { RunStateStore } from "../core/run/store.js";
 import type { AnchorPolicy, RunpackSecurity } from "../core/runpack/manifest.js";
 import type { EvidenceRuntime } from "../evidence/registry.js";
 import type { ScenarioRegistry, SchemaRegistry } from "../store/registries.js";
+import type { AuditLog } from "./audit.js";
 import type { DocsCatalog } from "./docs/catalog.js";
 import type { FeedbackPolicy } from "./policy/feedback.js";
-import type { NamespaceGuard } from "./policy/namespace.js";
 import type { PrincipalDirectory } from "./policy/principals.js";
 import type { RegistryAcl } from "./policy/registry-acl.js";
+import type { ScopeGuard } from "./policy/scope.js";
 
 /** Everything the tools work with, assembled once from configuration by the server app. */
 export interface ServerServices {
+  audit: AuditLog;
   runs: RunStateStore;
   scenarios: ScenarioRegistry;
   schemas: SchemaRegistry;
   evidence: EvidenceRuntime;
   dispatchPolicy: DispatchPolicy;
-  namespaces: NamespaceGuard;
+  /** Tenant, namespace and authority checks of every tenant-scoped tool. */
+  scopes: ScopeGuard;
   principals: PrincipalDirectory;
   feedback: FeedbackPolicy;
   runpacks: {

@@ -1,9 +1,11 @@
 import type { Readable, Writable } from "node:stream";
+import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { InvalidRequestError, JsonParseError, LimitError } from "../core/errors.js";
 import { parseJsonBytes } from "../json/parse.js";
 import { compactJson } from "../json/write.js";
+import { type AuditLog, auditRequest } from "./audit.js";
 import type { ServerCorrelationIds } from "./correlation.js";
 import { errorResponse, handleDgMessage } from "./dialects/dg-rpc.js";
 import { createMcpServer, sdkMessage } from "./dialects/mcp.js";
@@ -23,6 +25,7 @@ export async function serveStdio(
   output: Writable,
   ids: ServerCorrelationIds,
   maxBodyBytes: number,
+  audit: AuditLog,
 ): Promise<void> {
   const chunks = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const first = await firstMeaningfulChunk(chunks);
@@ -36,15 +39,41 @@ export async function serveStdio(
     requestId: null,
     clientCorrelationId: null,
     serverCorrelationId: ids.next(),
-    credentials: { transport: "stdio", peerIp: null, authorization: null, clientSubject: null },
+    credentials: {
+      transport: "stdio",
+      peerIp: null,
+      authorization: null,
+      subjectHeader: null,
+      certificateSubject: null,
+    },
   });
-  if (dialect === "mcp") return serveMcpLines(router, stream, output, requestInfo);
+  if (dialect === "mcp") return serveMcpLines(stream, output, () => createMcpServer(router, requestInfo, audit));
   for await (const frame of contentLengthFrames(stream, maxBodyBytes)) {
-    const response =
+    const info = requestInfo();
+    const outcome =
       "body" in frame
-        ? (await handleDgMessage(router, frame.body, requestInfo())).response
-        : errorResponse(null, toWireError(frame.problem), null);
-    output.write(encodeFrame(compactJson(response)));
+        ? await handleDgMessage(router, frame.body, info)
+        : {
+            response: errorResponse(null, toWireError(frame.problem), null),
+            requestId: null,
+            method: null,
+            tool: null,
+            error: toWireError(frame.problem),
+          };
+    const response = compactJson(outcome.response);
+    auditRequest(
+      audit,
+      { ...info, requestId: outcome.requestId },
+      {
+        method: outcome.method,
+        tool: outcome.tool,
+        error: outcome.error,
+        requestBytes: "body" in frame ? frame.body.length : 0,
+        responseBytes: Buffer.byteLength(response),
+        clientSubject: null,
+      },
+    );
+    output.write(encodeFrame(response));
   }
 }
 
@@ -145,13 +174,12 @@ async function* prepend(first: Buffer, rest: AsyncIterator<Buffer>): AsyncGenera
 
 /** Standard MCP on stdio: the SDK server over a transport that reads lines losslessly. */
 async function serveMcpLines(
-  router: ToolRouter,
   chunks: AsyncIterable<Buffer>,
   output: Writable,
-  requestInfo: () => RequestInfo,
+  createServer: () => Server,
 ): Promise<void> {
   const transport = new LineTransport(chunks, output);
-  const server = createMcpServer(router, requestInfo);
+  const server = createServer();
   const closed = new Promise<void>((resolve) => {
     server.onclose = resolve;
   });

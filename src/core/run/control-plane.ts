@@ -68,6 +68,12 @@ export interface ControlPlaneOptions {
   specLimits?: SpecLimits;
   /** Which providers' raw values may be recorded; by default none (hashes and anchors always are). */
   disclosure?: Disclosure;
+  /**
+   * Waits before re-running a step that lost a commit race (attempt 1, 2, ...). Another process sharing the store
+   * can win repeatedly; a growing, jittered wait (supplied by the server, since the core keeps no clock) lets the
+   * loser through. By default it only yields to other tasks.
+   */
+  backoff?: (attempt: number) => Promise<void>;
 }
 
 /** What one serialized step on a run produced: a result, the records to commit, and maybe an error to raise. */
@@ -78,7 +84,7 @@ interface RunStep<T> {
 }
 
 /** How often a step is re-run on fresh state when another writer committed first. */
-const MAX_COMMIT_ATTEMPTS = 8;
+const MAX_COMMIT_ATTEMPTS = 16;
 const locksByStore = new WeakMap<RunStateStore, KeyedMutex>();
 
 /**
@@ -94,6 +100,7 @@ export class ControlPlane {
   private readonly dispatchPolicy: DispatchPolicy;
   private readonly dispatcher: Dispatcher;
   private readonly disclosure: Disclosure;
+  private readonly backoff: (attempt: number) => Promise<void>;
   private readonly locks: KeyedMutex;
 
   constructor(spec: ScenarioSpec, options: ControlPlaneOptions) {
@@ -106,6 +113,7 @@ export class ControlPlane {
     this.dispatchPolicy = options.dispatchPolicy ?? createDispatchPolicy({ engine: "permit_all" });
     this.dispatcher = options.dispatcher ?? mcpDispatcher;
     this.disclosure = options.disclosure ?? REDACT_ALL;
+    this.backoff = options.backoff ?? (() => Promise.resolve());
     this.locks = locksByStore.get(options.store) ?? new KeyedMutex();
     locksByStore.set(options.store, this.locks);
   }
@@ -441,8 +449,9 @@ export class ControlPlane {
         try {
           if (outcome.change !== undefined) await this.store.commit(key, session.head.version, outcome.change);
         } catch (error) {
-          if (error instanceof StaleRunVersionError && attempt < MAX_COMMIT_ATTEMPTS) continue;
-          throw error;
+          if (!(error instanceof StaleRunVersionError) || attempt >= MAX_COMMIT_ATTEMPTS) throw error;
+          await this.backoff(attempt);
+          continue;
         }
         if (outcome.error !== undefined) throw outcome.error;
         return outcome.result as T;

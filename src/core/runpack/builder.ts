@@ -12,6 +12,9 @@ import {
   type ArtifactRecord,
   type FileHashEntry,
   MANIFEST_VERSION,
+  manifestBytes,
+  RUN_LOG_ARTIFACTS,
+  type RunLogKind,
   type RunpackManifest,
   type RunpackReader,
   type RunpackSecurity,
@@ -38,17 +41,18 @@ export interface RunpackBuildResult {
   report: VerificationReport | null;
 }
 
-/** The run's logs, in the fixed artifact order of the reference (evidence §8.2). */
+/** The run's logs with their contents, in the fixed artifact order. */
 function runArtifacts(spec: ScenarioSpec, state: RunState): Array<[string, ArtifactKind, unknown]> {
-  return [
-    ["artifacts/scenario_spec.json", "scenario_spec", spec],
-    ["artifacts/triggers.json", "trigger_log", state.triggers],
-    ["artifacts/gate_evals.json", "gate_eval_log", state.gate_evals],
-    ["artifacts/decisions.json", "decision_log", state.decisions],
-    ["artifacts/packets.json", "packet_log", state.packets],
-    ["artifacts/submissions.json", "submission_log", state.submissions],
-    ["artifacts/tool_calls.json", "tool_transcript", state.tool_calls],
-  ];
+  const contents: Record<RunLogKind, unknown> = {
+    scenario_spec: spec,
+    trigger_log: state.triggers,
+    gate_eval_log: state.gate_evals,
+    decision_log: state.decisions,
+    packet_log: state.packets,
+    submission_log: state.submissions,
+    tool_transcript: state.tool_calls,
+  };
+  return RUN_LOG_ARTIFACTS.map(({ path, kind }) => [path, kind, contents[kind]]);
 }
 
 /** Writes a deterministic runpack for `state`: canonical artifacts, then the canonical manifest. */
@@ -86,7 +90,7 @@ async function writeArtifact(sink: RunpackSink, path: string, kind: ArtifactKind
 }
 
 async function writeManifest(sink: RunpackSink, name: string, manifest: RunpackManifest): Promise<void> {
-  await sink.write(name, Buffer.from(canonicalJson(manifest as unknown as JsonValue), "utf8"));
+  await sink.write(name, manifestBytes(manifest));
 }
 
 export function rootHashOf(fileHashes: FileHashEntry[]) {

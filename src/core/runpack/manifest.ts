@@ -1,4 +1,6 @@
 import { z } from "zod";
+import type { JsonValue } from "../../json/value.js";
+import { canonicalJson } from "../../json/write.js";
 import { HashDigest, NamespaceId, omittedWhenNull, TenantId, Timestamp } from "../wire/common.js";
 
 /* Runpack manifest v1 and verifier report (evidence §8.1). */
@@ -21,6 +23,18 @@ export const ArtifactKind = z.enum([
   "custom",
 ]);
 export type ArtifactKind = z.output<typeof ArtifactKind>;
+
+/** The run logs every runpack holds, in the reference's fixed artifact order (evidence §8.2). */
+export const RUN_LOG_ARTIFACTS = [
+  { path: "artifacts/scenario_spec.json", kind: "scenario_spec" },
+  { path: "artifacts/triggers.json", kind: "trigger_log" },
+  { path: "artifacts/gate_evals.json", kind: "gate_eval_log" },
+  { path: "artifacts/decisions.json", kind: "decision_log" },
+  { path: "artifacts/packets.json", kind: "packet_log" },
+  { path: "artifacts/submissions.json", kind: "submission_log" },
+  { path: "artifacts/tool_calls.json", kind: "tool_transcript" },
+] as const satisfies ReadonlyArray<{ path: string; kind: ArtifactKind }>;
+export type RunLogKind = (typeof RUN_LOG_ARTIFACTS)[number]["kind"];
 
 export const ArtifactRecord = z.object({
   artifact_id: z.string(),
@@ -66,6 +80,11 @@ export const RunpackManifest = z.object({
   artifacts: z.array(ArtifactRecord),
 });
 export type RunpackManifest = z.output<typeof RunpackManifest>;
+
+/** The manifest file's bytes: its canonical JSON, which is also exactly what a manifest signature covers. */
+export function manifestBytes(manifest: RunpackManifest): Buffer {
+  return Buffer.from(canonicalJson(manifest as unknown as JsonValue), "utf8");
+}
 
 export const VerificationReport = z.object({
   status: z.enum(["pass", "fail"]),

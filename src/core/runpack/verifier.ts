@@ -1,32 +1,46 @@
 import { z } from "zod";
-import { hashBytes } from "../../json/hash.js";
+import { digestEquals, hashBytes } from "../../json/hash.js";
 import { parseJsonBytes } from "../../json/parse.js";
 import { DecisionGateError } from "../errors.js";
 import { anchorViolation } from "../run/anchors.js";
 import { DecisionRecord, GateEvalRecord } from "../run/schema.js";
 import { ScenarioSpec } from "../spec/schema.js";
 import { decode } from "../wire/common.js";
-import { rootHashOf } from "./builder.js";
+import { DEFAULT_MANIFEST_NAME, rootHashOf } from "./builder.js";
 import {
   MANIFEST_VERSION,
   MAX_RUNPACK_ARTIFACT_BYTES,
+  RUN_LOG_ARTIFACTS,
   type RunpackManifest,
   type RunpackReader,
   type VerificationReport,
 } from "./manifest.js";
+import {
+  MAX_SIGNATURE_FILE_BYTES,
+  type ManifestVerifyKey,
+  manifestSignatureProblem,
+  signatureFileName,
+} from "./signature.js";
 
 const DECISION_LOG_PATH = "artifacts/decisions.json";
 const SPEC_PATH = "artifacts/scenario_spec.json";
 const GATE_EVALS_PATH = "artifacts/gate_evals.json";
 
 export interface VerifyOptions {
-  /** The manifest's own path; with a listing reader, every other file must be named by the manifest. */
+  /**
+   * The manifest's own path (default `manifest.json`); with a listing reader, every other file must be named by
+   * the manifest or be its signature file.
+   */
   manifestPath?: string;
+  /** Require a signature file for the manifest, signed by this key (D9). Without it, a signature is not checked. */
+  verifyKey?: ManifestVerifyKey;
 }
 
 /**
- * Verifies a runpack offline (evidence §8.5): every listed file's hash, the root hash, and the decision log.
- * Also rejects files the manifest does not account for, when the reader can list its files.
+ * Verifies a runpack offline (evidence §8.5): every listed file's hash, the root hash, the decision log and
+ * recorded anchors, with the reference's messages in its order. Then, beyond the reference (D9): files the
+ * manifest does not account for (when the reader can list its files), `artifacts[]` against `integrity`, the
+ * required artifact set, duplicate paths, `spec_hash` against the spec artifact, and the manifest signature.
  */
 export async function verifyRunpack(
   manifest: RunpackManifest,
@@ -37,7 +51,28 @@ export async function verifyRunpack(
     return report(0, [`unsupported manifest version: ${manifest.manifest_version}`]);
   }
   const errors: string[] = [];
+  const { checked, hashMismatches } = await checkFileHashes(manifest, reader, errors);
+  if (rootHashOf(manifest.integrity.file_hashes).value !== manifest.integrity.root_hash.value) {
+    errors.push("root hash mismatch");
+  }
+  await checkDecisionLog(reader, errors);
+  await checkAnchors(manifest, reader, errors);
+  if (reader.list !== undefined) await checkUnlistedFiles(manifest, await reader.list(), options, errors);
+  checkArtifactsMatchIntegrity(manifest, hashMismatches, errors);
+  checkRequiredArtifacts(manifest, errors);
+  checkDuplicatePaths(manifest, errors);
+  await checkSpecHash(manifest, reader, errors);
+  if (options.verifyKey !== undefined) {
+    const signaturePath = signatureFileName(options.manifestPath ?? DEFAULT_MANIFEST_NAME);
+    await checkSignature(manifest, reader, signaturePath, options.verifyKey, errors);
+  }
+  return report(checked, errors);
+}
+
+/** Reads and hashes every `file_hashes` entry; returns how many files were read and whose hash did not match. */
+async function checkFileHashes(manifest: RunpackManifest, reader: RunpackReader, errors: string[]) {
   let checked = 0;
+  const hashMismatches = new Set<string>();
   for (const entry of manifest.integrity.file_hashes) {
     const bytes = await readOrRecord(
       reader,
@@ -47,15 +82,12 @@ export async function verifyRunpack(
     );
     if (bytes === undefined) continue;
     checked++;
-    if (hashBytes(bytes).value !== entry.hash.value) errors.push(`hash mismatch for ${entry.path}`);
+    if (hashBytes(bytes).value !== entry.hash.value) {
+      errors.push(`hash mismatch for ${entry.path}`);
+      hashMismatches.add(entry.path);
+    }
   }
-  if (rootHashOf(manifest.integrity.file_hashes).value !== manifest.integrity.root_hash.value) {
-    errors.push("root hash mismatch");
-  }
-  await checkDecisionLog(reader, errors);
-  await checkAnchors(manifest, reader, errors);
-  if (reader.list !== undefined) await checkUnlistedFiles(manifest, await reader.list(), options, errors);
-  return report(checked, errors);
+  return { checked, hashMismatches };
 }
 
 function report(checked: number, errors: string[]): VerificationReport {
@@ -68,12 +100,19 @@ async function readOrRecord(
   errors: string[],
   describe: (message: string) => string,
 ): Promise<Uint8Array | undefined> {
+  const bytes = await tryRead(reader, path, MAX_RUNPACK_ARTIFACT_BYTES);
+  if (!(bytes instanceof DecisionGateError)) return bytes;
+  errors.push(describe(bytes.message));
+  return undefined;
+}
+
+/** The file's bytes, or the error that explains why it could not be read. */
+async function tryRead(reader: RunpackReader, path: string, maxBytes: number): Promise<Uint8Array | DecisionGateError> {
   try {
-    return await reader.read(path, MAX_RUNPACK_ARTIFACT_BYTES);
+    return await reader.read(path, maxBytes);
   } catch (error) {
-    if (!(error instanceof DecisionGateError)) throw error;
-    errors.push(describe(error.message));
-    return undefined;
+    if (error instanceof DecisionGateError) return error;
+    throw error;
   }
 }
 
@@ -141,8 +180,79 @@ async function checkUnlistedFiles(
   errors: string[],
 ): Promise<void> {
   const known = new Set(manifest.integrity.file_hashes.map((entry) => entry.path));
-  if (options.manifestPath !== undefined) known.add(options.manifestPath);
+  if (options.manifestPath !== undefined) {
+    known.add(options.manifestPath);
+    known.add(signatureFileName(options.manifestPath));
+  }
   for (const file of [...files].sort()) {
     if (!known.has(file)) errors.push(`unexpected file in runpack: ${file}`);
   }
+}
+
+/**
+ * `artifacts[]` must list exactly the `integrity.file_hashes` entries: same paths, same order, same hashes. A hash
+ * difference on a path whose file already failed its hash check is not reported again (one fault, one message).
+ */
+function checkArtifactsMatchIntegrity(manifest: RunpackManifest, hashMismatches: Set<string>, errors: string[]): void {
+  const { artifacts } = manifest;
+  const fileHashes = manifest.integrity.file_hashes;
+  const mismatched = new Set<string>();
+  for (let index = 0; index < Math.max(artifacts.length, fileHashes.length); index++) {
+    const artifact = artifacts[index];
+    const entry = fileHashes[index];
+    if (artifact !== undefined && entry !== undefined && artifact.path === entry.path) {
+      if (!digestEquals(artifact.hash, entry.hash) && !hashMismatches.has(entry.path)) mismatched.add(entry.path);
+      continue;
+    }
+    if (entry !== undefined) mismatched.add(entry.path);
+    if (artifact !== undefined) mismatched.add(artifact.path);
+  }
+  for (const path of mismatched) errors.push(`artifact list does not match integrity for ${path}`);
+}
+
+/** The run logs, and every artifact marked required (the verifier report among them), must be hashed. */
+function checkRequiredArtifacts(manifest: RunpackManifest, errors: string[]): void {
+  const hashed = new Set(manifest.integrity.file_hashes.map((entry) => entry.path));
+  const required = [
+    ...RUN_LOG_ARTIFACTS.map((artifact) => artifact.path),
+    ...manifest.artifacts.filter((artifact) => artifact.required).map((artifact) => artifact.path),
+  ];
+  for (const path of new Set(required)) {
+    if (!hashed.has(path)) errors.push(`required artifact missing: ${path}`);
+  }
+}
+
+function checkDuplicatePaths(manifest: RunpackManifest, errors: string[]): void {
+  const duplicates = new Set<string>();
+  for (const list of [manifest.integrity.file_hashes, manifest.artifacts]) {
+    const seen = new Set<string>();
+    for (const { path } of list) {
+      if (seen.has(path)) duplicates.add(path);
+      seen.add(path);
+    }
+  }
+  for (const path of duplicates) errors.push(`duplicate artifact path: ${path}`);
+}
+
+/** The spec artifact is the canonical JSON of the spec, so its SHA-256 is `spec_hash`. */
+async function checkSpecHash(manifest: RunpackManifest, reader: RunpackReader, errors: string[]): Promise<void> {
+  const bytes = await tryRead(reader, SPEC_PATH, MAX_RUNPACK_ARTIFACT_BYTES);
+  // An unreadable spec is already reported by the file hash check or the required artifact check.
+  if (bytes instanceof DecisionGateError) return;
+  if (!digestEquals(hashBytes(bytes), manifest.spec_hash)) errors.push(`spec_hash does not match ${SPEC_PATH}`);
+}
+
+async function checkSignature(
+  manifest: RunpackManifest,
+  reader: RunpackReader,
+  signaturePath: string,
+  key: ManifestVerifyKey,
+  errors: string[],
+): Promise<void> {
+  const signatureFile = await tryRead(reader, signaturePath, MAX_SIGNATURE_FILE_BYTES);
+  const problem =
+    signatureFile instanceof DecisionGateError
+      ? "manifest signature missing"
+      : manifestSignatureProblem(manifest, signatureFile, key);
+  if (problem !== null) errors.push(problem);
 }

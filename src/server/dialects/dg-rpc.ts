@@ -8,6 +8,8 @@ import { toWireError, type WireError } from "../wire-errors.js";
 /** The outcome of one Decision Gate dialect message: the response, and what happened, for transports and audit. */
 export interface RpcOutcome {
   response: JsonObject;
+  /** The JSON text of the request's id, once known. */
+  requestId: string | null;
   httpStatus: number;
   method: string | null;
   tool: string | null;
@@ -34,10 +36,11 @@ export async function handleDgMessage(router: ToolRouter, body: Uint8Array, requ
     const info = { ...request, requestId };
     if (method === "tools/call") tool = toolNameOf(envelope.params);
     const result = await dispatch(router, method, envelope.params, info);
-    return { response: { jsonrpc: "2.0", id, result }, httpStatus: 200, method, tool, error: null };
+    return { response: { jsonrpc: "2.0", id, result }, requestId, httpStatus: 200, method, tool, error: null };
   } catch (error) {
     const wire = toWireError(error);
-    return { response: errorResponse(id, wire, requestId), httpStatus: wire.httpStatus, method, tool, error: wire };
+    const response = errorResponse(id, wire, requestId);
+    return { response, requestId, httpStatus: wire.httpStatus, method, tool, error: wire };
   }
 }
 

@@ -8,9 +8,10 @@ import {
 } from "@modelcontextprotocol/sdk/types.js";
 import { isJsonObject, type JsonValue, toPlainJson } from "../../json/value.js";
 import { compactJson } from "../../json/write.js";
+import { type AuditLog, auditRequest } from "../audit.js";
 import type { RequestInfo, ToolRouter } from "../router.js";
 import { selfContainedSchema } from "../tools/catalog.js";
-import { toWireError } from "../wire-errors.js";
+import { toWireError, type WireError } from "../wire-errors.js";
 
 export const SERVER_INFO = { name: "decision-gate", version: "0.1.0" };
 
@@ -31,17 +32,24 @@ export function sdkMessage(message: JsonValue): unknown {
  * integers beyond 2^53 exact, the structured form cannot); tool failures are `isError` results with the same
  * `{code, kind, message}` as the Decision Gate dialect's JSON-RPC errors.
  */
-export function createMcpServer(router: ToolRouter, requestInfo: () => RequestInfo): Server {
+export function createMcpServer(router: ToolRouter, requestInfo: () => RequestInfo, audit: AuditLog): Server {
   const server = new Server(SERVER_INFO, {
     capabilities: { tools: {}, ...(router.resourcesEnabled ? { resources: {} } : {}) },
     instructions:
       "Decision Gate evaluates scenarios of gated stages over evidence. Define a scenario, start a run, then call " +
       "scenario_next; unknown or untrusted evidence holds the gate. See decision_gate_docs_search.",
   });
-  server.setRequestHandler(ListToolsRequestSchema, () => guarded(() => listTools(router, requestInfo())));
-  server.setRequestHandler(CallToolRequestSchema, (request) =>
-    callTool(router, request.params.name, (request.params.arguments ?? {}) as JsonValue, requestInfo()),
-  );
+  server.setRequestHandler(ListToolsRequestSchema, () => {
+    const info = requestInfo();
+    return audited(audit, info, "tools/list", null, () => guarded(() => listTools(router, info)));
+  });
+  server.setRequestHandler(CallToolRequestSchema, async (request) => {
+    const info = requestInfo();
+    const args = (request.params.arguments ?? {}) as JsonValue;
+    const { result, failure } = await callTool(router, request.params.name, args, info);
+    recordRequest(audit, info, "tools/call", request.params.name, failure);
+    return result;
+  });
   if (router.resourcesEnabled) {
     server.setRequestHandler(ListResourcesRequestSchema, () =>
       guarded(() => router.resourcesList(requestInfo()) as never),
@@ -69,14 +77,51 @@ function listTools(router: ToolRouter, info: RequestInfo) {
 async function callTool(router: ToolRouter, name: string, args: JsonValue, info: RequestInfo) {
   try {
     const output = (await router.callTool(name, args, info)) as JsonValue;
-    return {
+    const result = {
       content: [{ type: "text" as const, text: compactJson(output) }],
       structuredContent: toPlainJson(output) as Record<string, unknown>,
     };
+    return { result, failure: null };
   } catch (error) {
     const wire = toWireError(error);
-    const failure = { code: wire.code, kind: wire.kind, message: wire.message };
-    return { isError: true, content: [{ type: "text" as const, text: JSON.stringify(failure) }] };
+    const text = JSON.stringify({ code: wire.code, kind: wire.kind, message: wire.message });
+    return { result: { isError: true, content: [{ type: "text" as const, text }] }, failure: wire };
+  }
+}
+
+/** Writes the `mcp_request` audit line of one MCP request. */
+function recordRequest(
+  audit: AuditLog,
+  info: RequestInfo,
+  method: string,
+  tool: string | null,
+  error: WireError | null,
+) {
+  auditRequest(audit, info, {
+    method,
+    tool,
+    error,
+    requestBytes: 0,
+    responseBytes: 0,
+    clientSubject: info.credentials.certificateSubject ?? info.credentials.subjectHeader,
+  });
+}
+
+/** Runs one MCP request that fails by throwing, auditing it either way. */
+async function audited<T>(
+  audit: AuditLog,
+  info: RequestInfo,
+  method: string,
+  tool: string | null,
+  work: () => Promise<T>,
+): Promise<T> {
+  try {
+    const result = await work();
+    recordRequest(audit, info, method, tool, null);
+    return result;
+  } catch (error) {
+    recordRequest(audit, info, method, tool, toWireError(error));
+    throw error;
   }
 }
 

@@ -1,6 +1,6 @@
 import { AccessDeniedError } from "../../core/errors.js";
 import type { CallContext } from "../context.js";
-import type { NamespaceAuthority } from "./namespace.js";
+import type { NamespaceAuthority } from "./scope.js";
 
 /** `[namespace.authority.assetcore]`. */
 export interface AssetcoreSettings {

@@ -85,20 +85,14 @@ export class RegistryAcl {
     return decide(allowed, allowed ? "builtin_allow_write" : "builtin_deny_write", policyClass);
   }
 
-  /** Throws `unauthorized` (the reason goes to the audit log) unless the action is allowed. */
-  authorize(
-    auth: AuthContext,
-    action: RegistryAction,
-    scope: { tenant_id: bigint; namespace_id: bigint },
-  ): RegistryDecision {
-    const decision = this.decide(auth, action, scope);
+  /** Throws `unauthorized` (the reason goes to the audit log) unless the decision allows. */
+  enforce(decision: RegistryDecision): void {
     if (!decision.allowed) {
       throw new AccessDeniedError(
         "unauthorized",
         `schema registry access denied (${decision.reason}); configure server.auth.principals or schema_registry.acl`,
       );
     }
-    return decision;
   }
 }
 

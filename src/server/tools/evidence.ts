@@ -28,7 +28,7 @@ export function evidenceTools(services: ServerServices): ToolHandlers {
   return {
     async evidence_query(args, call) {
       const { query, context } = decode(QueryArgs, args, "arguments");
-      await services.namespaces.ensure(context.tenant_id, context.namespace_id, call);
+      await services.scopes.ensure(context.tenant_id, context.namespace_id, call);
       capabilities.validateQuery(query);
       return { result: await pipeline.answer(query, context) };
     },

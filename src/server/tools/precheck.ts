@@ -26,7 +26,7 @@ export function precheckTools(services: ServerServices): ToolHandlers {
   return {
     async precheck(args, context) {
       const request = decode(PrecheckArgs, args, "arguments");
-      await services.namespaces.ensure(request.tenant_id, request.namespace_id, context);
+      await services.scopes.ensure(request.tenant_id, request.namespace_id, context);
       const shape = await services.schemas.get(
         request.tenant_id,
         request.namespace_id,
@@ -40,7 +40,25 @@ export function precheckTools(services: ServerServices): ToolHandlers {
         throw new AccessDeniedError("unauthorized", "tenant_id does not match scenario tenant");
       }
       checkComparators(services, spec, shape.schema);
-      return precheckStage(spec, request.stage_id, assertionsOf(spec, request.payload), services.evidence.trust);
+      const result = precheckStage(
+        spec,
+        request.stage_id,
+        assertionsOf(spec, request.payload),
+        services.evidence.trust,
+      );
+      services.audit.precheck({
+        unsafe_client_correlation_id: context.clientCorrelationId,
+        server_correlation_id: context.serverCorrelationId,
+        tenant_id: request.tenant_id,
+        namespace_id: request.namespace_id,
+        scenario_id: spec.scenario_id,
+        stage_id: request.stage_id,
+        schema_id: request.data_shape.schema_id,
+        schema_version: request.data_shape.version,
+        request: args,
+        response: result as unknown as JsonValue,
+      });
+      return result;
     },
   };
 }

@@ -26,7 +26,7 @@ export function runpackTools(services: ServerServices, runtimes: ScenarioRuntime
   return {
     async runpack_export(args, context) {
       const request = decode(ExportArgs, args, "arguments");
-      await services.namespaces.ensure(request.tenant_id, request.namespace_id, context);
+      await services.scopes.ensure(request.tenant_id, request.namespace_id, context);
       const plane = await runtimes.lookup(request.tenant_id, request.namespace_id, request.scenario_id);
       const state = await services.runs.load(request);
       if (state === undefined) throw new NotFoundError("run_not_found", "run not found");

@@ -83,6 +83,7 @@ export class ScenarioRuntimes {
         trust: evidence.trust,
         disclosure: evidence.disclosure,
         dispatchPolicy,
+        backoff: jitteredBackoff,
       });
       this.planes.set(key, plane);
     }
@@ -90,9 +91,14 @@ export class ScenarioRuntimes {
   }
 }
 
+/** Up to 2^attempt ms (capped at 100 ms), randomized so that racing processes fall out of step. */
+function jitteredBackoff(attempt: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(100, 2 ** attempt)));
+}
+
 export function scenarioTools(services: ServerServices, runtimes: ScenarioRuntimes): ToolHandlers {
   const allowNamespace = (tenantId: bigint | null, namespaceId: bigint, context: CallContext) =>
-    services.namespaces.ensure(tenantId, namespaceId, context);
+    services.scopes.ensure(tenantId, namespaceId, context);
   return {
     async scenario_define(args, context) {
       const { spec } = decode(DefineArgs, args, "arguments");

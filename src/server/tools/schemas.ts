@@ -5,6 +5,7 @@ import { compileJsonSchema, messageOf } from "../../evidence/contracts/load.js";
 import { verifyStrict } from "../../evidence/trust/ed25519.js";
 import { canonicalBytes, compactJson } from "../../json/write.js";
 import { DataShapeRecord } from "../../store/registries.js";
+import { auditCorrelation } from "../audit.js";
 import type { CallContext } from "../context.js";
 import type { RegistryAction } from "../policy/registry-acl.js";
 import type { ServerServices } from "../services.js";
@@ -25,10 +26,24 @@ export function schemaTools(services: ServerServices): ToolHandlers {
   const admit = async (
     context: CallContext,
     action: RegistryAction,
-    scope: { tenant_id: bigint; namespace_id: bigint },
+    scope: { tenant_id: bigint; namespace_id: bigint; schema_id?: string; version?: string },
   ) => {
-    await services.namespaces.ensure(scope.tenant_id, scope.namespace_id, context);
-    services.schemaRegistry.acl.authorize(context.auth, action, scope);
+    await services.scopes.ensure(scope.tenant_id, scope.namespace_id, context);
+    const decision = services.schemaRegistry.acl.decide(context.auth, action, scope);
+    services.audit.registry({
+      ...auditCorrelation(context),
+      tenant_id: scope.tenant_id,
+      namespace_id: scope.namespace_id,
+      action,
+      allowed: decision.allowed,
+      reason: decision.reason,
+      principal_id: context.auth.principalId,
+      roles: decision.roles,
+      policy_class: decision.policyClass,
+      schema_id: scope.schema_id ?? null,
+      schema_version: scope.version ?? null,
+    });
+    services.schemaRegistry.acl.enforce(decision);
   };
   return {
     async schemas_register(args, context) {

@@ -1,0 +1,468 @@
+import pino from "pino";
+import { ConfigError } from "../config/load.js";
+import { hashCanonical, sha256Hex } from "../json/hash.js";
+import { isJsonObject, type JsonObject, type JsonValue, setOwn } from "../json/value.js";
+import { compactJson } from "../json/write.js";
+import type { AuthContext, CallContext, TransportName } from "./context.js";
+import type { RegistryAction } from "./policy/registry-acl.js";
+
+/*
+ * The structured audit log (interface §8.2): one JSON object per line, `event` first, every absent value `null`.
+ *
+ * Deliberate differences from the reference, which serializes two enums by their Rust variant names:
+ * `mcp_request.method` is snake_case (`tools_call`, not `ToolsCall`) and `mcp_request.outcome` is `ok`/`error`
+ * (not `Ok`/`Error`), matching every other label in the project's logs and wire formats.
+ *
+ * Secret hygiene: events carry token fingerprints and payload hashes, never tokens or bodies (precheck payloads
+ * only when `log_precheck_payloads` is on). As a second line of defence every line is scrubbed before writing.
+ */
+
+// ---------------------------------------------------------------------------------------------------------------
+// Event inputs: the fields of interface §8.2 except `event`, `timestamp_ms` and what the log derives itself.
+// ---------------------------------------------------------------------------------------------------------------
+
+/** `mcp_request.method`, in snake_case (the reference writes Rust variant names). */
+export type AuditMethod = "tools_list" | "tools_call" | "resources_list" | "resources_read" | "invalid" | "other";
+/** `mcp_request.outcome`, in lowercase (the reference writes `Ok`/`Error`). */
+export type AuditOutcome = "ok" | "error";
+export type UsageMetric =
+  | "tool_calls"
+  | "runs_started"
+  | "evidence_queries"
+  | "runpack_exports"
+  | "schemas_written"
+  | "registry_entries"
+  | "storage_bytes";
+export type SecurityEventKind = "invalid_correlation_id" | "dev_permissive_enabled";
+export type NamespaceAuthorityLabel = "n/a" | "dg_registry" | "assetcore_catalog";
+
+/** Which request an event belongs to. */
+export interface AuditCorrelation {
+  /** The JSON text of the JSON-RPC id, or null before parsing. */
+  request_id: string | null;
+  unsafe_client_correlation_id: string | null;
+  server_correlation_id: string;
+}
+
+/** `mcp_request`: one per request, rejects included. `redaction` is derived from `tool`. */
+export interface McpRequestEvent extends AuditCorrelation {
+  transport: TransportName;
+  peer_ip: string | null;
+  method: AuditMethod;
+  tool: string | null;
+  outcome: AuditOutcome;
+  error_code: number | null;
+  error_kind: string | null;
+  request_bytes: number;
+  response_bytes: number;
+  client_subject: string | null;
+}
+
+/** `mcp_tool_authz`: every authentication/authorization decision. On deny the auth fields are null. */
+export interface ToolAuthzEvent extends AuditCorrelation {
+  decision: "allow" | "deny";
+  /** `tools/list` or the tool name. */
+  action: string;
+  transport: TransportName;
+  peer_ip: string | null;
+  auth_method: AuthContext["method"] | null;
+  subject: string | null;
+  /** sha256 hex of the bearer token (see `fingerprint`); never the token. */
+  token_fingerprint: string | null;
+  /** Why access was denied, e.g. `unauthenticated: invalid bearer token`; null on allow. */
+  reason: string | null;
+}
+
+export interface TenantAuthzEvent extends AuditCorrelation {
+  tool: string | null;
+  allowed: boolean;
+  reason: string;
+  principal_id: string;
+  tenant_id: bigint | null;
+  namespace_id: bigint | null;
+}
+
+export interface UsageAuditEvent extends AuditCorrelation {
+  tool: string | null;
+  tenant_id: bigint | null;
+  namespace_id: bigint | null;
+  principal_id: string;
+  metric: UsageMetric;
+  units: number;
+  allowed: boolean;
+  reason: string;
+}
+
+export interface RegistryAuditEvent extends AuditCorrelation {
+  tenant_id: bigint;
+  namespace_id: bigint;
+  action: RegistryAction;
+  allowed: boolean;
+  reason: string;
+  principal_id: string;
+  roles: readonly string[];
+  policy_class: string | null;
+  schema_id: string | null;
+  schema_version: string | null;
+}
+
+/**
+ * `precheck_audit`. The log hashes `request` and `response` (canonical JSON) itself and writes the payloads only
+ * when `log_precheck_payloads` is on.
+ */
+export interface PrecheckAuditEvent {
+  unsafe_client_correlation_id: string | null;
+  server_correlation_id: string;
+  tenant_id: bigint;
+  namespace_id: bigint;
+  scenario_id: string | null;
+  stage_id: string | null;
+  schema_id: string;
+  schema_version: string;
+  request: JsonValue;
+  response: JsonValue;
+}
+
+export interface SecurityAuditEvent {
+  unsafe_client_correlation_id: string | null;
+  /** Null for events outside any request, such as `dev_permissive_enabled` at startup. */
+  server_correlation_id: string | null;
+  kind: SecurityEventKind;
+  message: string | null;
+  dev_permissive: boolean;
+  namespace_authority: NamespaceAuthorityLabel;
+}
+
+export interface AuditLog {
+  mcpRequest(event: McpRequestEvent): void;
+  /** Always written to stderr, whatever `[server.audit]` says (as the reference does). */
+  toolAuthz(event: ToolAuthzEvent): void;
+  tenantAuthz(event: TenantAuthzEvent): void;
+  usage(event: UsageAuditEvent): void;
+  registry(event: RegistryAuditEvent): void;
+  precheck(event: PrecheckAuditEvent): void;
+  security(event: SecurityAuditEvent): void;
+  /** Closes the audit file, if any; standard error and injected streams stay open. */
+  close(): Promise<void>;
+}
+
+/** `[server.audit]`. */
+export interface AuditSettings {
+  enabled: boolean;
+  path?: string;
+  logPrecheckPayloads: boolean;
+}
+
+export interface AuditLogOptions {
+  /** Replaces the audit destination (the file, or standard error). */
+  stream?: NodeJS.WritableStream;
+  /** Replaces standard error, which receives `mcp_tool_authz` and, without a path, every event. */
+  stderr?: NodeJS.WritableStream;
+  /** Clock for `timestamp_ms`. */
+  now?: () => number;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The log
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Opens the audit log; a configured file is created (with its directory) and opened for appending now. */
+export function createAuditLog(settings: AuditSettings, options: AuditLogOptions = {}): AuditLog {
+  const stderr = options.stderr === undefined ? fdSink(2) : streamSink(options.stderr);
+  const audit = settings.enabled ? auditSink(settings.path, options.stream, stderr) : null;
+  const now = options.now ?? Date.now;
+  const write = (sink: LineSink | null, line: JsonObject) => sink?.write(`${compactJson(scrubSecrets(line))}\n`);
+  return {
+    mcpRequest: (event) => write(audit, mcpRequestLine(event, now())),
+    toolAuthz: (event) => write(stderr, toolAuthzLine(event)),
+    tenantAuthz: (event) => write(audit, tenantAuthzLine(event, now())),
+    usage: (event) => write(audit, usageLine(event, now())),
+    registry: (event) => write(audit, registryLine(event, now())),
+    precheck: (event) => {
+      // Skips hashing when nothing would be written.
+      if (audit !== null) write(audit, precheckLine(event, now(), settings.logPrecheckPayloads));
+    },
+    security: (event) => write(audit, securityLine(event, now())),
+    close: async () => {
+      if (audit !== null && audit !== stderr) await audit.close();
+    },
+  };
+}
+
+/** The id of a bearer token in logs and principal ids: its sha256 as lowercase hex. */
+export function fingerprint(token: string): string {
+  return sha256Hex(token);
+}
+
+const METHODS: Record<string, AuditMethod> = {
+  "tools/list": "tools_list",
+  "tools/call": "tools_call",
+  "resources/list": "resources_list",
+  "resources/read": "resources_read",
+};
+
+/** The `mcp_request.method` label of a JSON-RPC method; null means the request never parsed. */
+export function auditMethodOf(method: string | null): AuditMethod {
+  if (method === null) return "invalid";
+  return Object.hasOwn(METHODS, method) ? (METHODS[method] as AuditMethod) : "other";
+}
+
+/** The correlation fields of a call, for events raised while handling it. */
+export function auditCorrelation(
+  context: Pick<CallContext, "requestId" | "clientCorrelationId" | "serverCorrelationId">,
+): AuditCorrelation {
+  return {
+    request_id: context.requestId,
+    unsafe_client_correlation_id: context.clientCorrelationId,
+    server_correlation_id: context.serverCorrelationId,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Lines: fields in the reference's order, every optional value present as null.
+// ---------------------------------------------------------------------------------------------------------------
+
+function correlationFields(event: AuditCorrelation): JsonObject {
+  return {
+    request_id: event.request_id,
+    unsafe_client_correlation_id: event.unsafe_client_correlation_id,
+    server_correlation_id: event.server_correlation_id,
+  };
+}
+
+function mcpRequestLine(event: McpRequestEvent, timestamp: number): JsonObject {
+  return {
+    event: "mcp_request",
+    timestamp_ms: timestamp,
+    ...correlationFields(event),
+    transport: event.transport,
+    peer_ip: event.peer_ip,
+    method: event.method,
+    tool: event.tool,
+    outcome: event.outcome,
+    error_code: event.error_code,
+    error_kind: event.error_kind,
+    request_bytes: event.request_bytes,
+    response_bytes: event.response_bytes,
+    client_subject: event.client_subject,
+    // A label only: request payloads are never part of this event.
+    redaction: event.tool === "evidence_query" ? "evidence" : "full",
+  };
+}
+
+function toolAuthzLine(event: ToolAuthzEvent): JsonObject {
+  return {
+    event: "mcp_tool_authz",
+    decision: event.decision,
+    action: event.action,
+    transport: event.transport,
+    peer_ip: event.peer_ip,
+    auth_method: event.auth_method,
+    subject: event.subject,
+    token_fingerprint: event.token_fingerprint,
+    reason: event.reason,
+    ...correlationFields(event),
+  };
+}
+
+function tenantAuthzLine(event: TenantAuthzEvent, timestamp: number): JsonObject {
+  return {
+    event: "tenant_authz",
+    timestamp_ms: timestamp,
+    ...correlationFields(event),
+    tool: event.tool,
+    allowed: event.allowed,
+    reason: event.reason,
+    principal_id: event.principal_id,
+    tenant_id: idText(event.tenant_id),
+    namespace_id: idText(event.namespace_id),
+  };
+}
+
+function usageLine(event: UsageAuditEvent, timestamp: number): JsonObject {
+  return {
+    event: "usage_audit",
+    timestamp_ms: timestamp,
+    ...correlationFields(event),
+    tool: event.tool,
+    tenant_id: idText(event.tenant_id),
+    namespace_id: idText(event.namespace_id),
+    principal_id: event.principal_id,
+    metric: event.metric,
+    units: event.units,
+    allowed: event.allowed,
+    reason: event.reason,
+  };
+}
+
+function registryLine(event: RegistryAuditEvent, timestamp: number): JsonObject {
+  return {
+    event: "registry_audit",
+    timestamp_ms: timestamp,
+    ...correlationFields(event),
+    tenant_id: idText(event.tenant_id),
+    namespace_id: idText(event.namespace_id),
+    action: event.action,
+    allowed: event.allowed,
+    reason: event.reason,
+    principal_id: event.principal_id,
+    roles: [...event.roles],
+    policy_class: event.policy_class,
+    schema_id: event.schema_id,
+    schema_version: event.schema_version,
+  };
+}
+
+function precheckLine(event: PrecheckAuditEvent, timestamp: number, withPayloads: boolean): JsonObject {
+  return {
+    event: "precheck_audit",
+    timestamp_ms: timestamp,
+    unsafe_client_correlation_id: event.unsafe_client_correlation_id,
+    server_correlation_id: event.server_correlation_id,
+    tenant_id: idText(event.tenant_id),
+    namespace_id: idText(event.namespace_id),
+    scenario_id: event.scenario_id,
+    stage_id: event.stage_id,
+    schema_id: event.schema_id,
+    schema_version: event.schema_version,
+    request_hash: { ...hashCanonical(event.request) },
+    response_hash: { ...hashCanonical(event.response) },
+    request: withPayloads ? event.request : null,
+    response: withPayloads ? event.response : null,
+    redaction: withPayloads ? "payload" : "hash_only",
+  };
+}
+
+function securityLine(event: SecurityAuditEvent, timestamp: number): JsonObject {
+  return {
+    event: "security_audit",
+    timestamp_ms: timestamp,
+    unsafe_client_correlation_id: event.unsafe_client_correlation_id,
+    server_correlation_id: event.server_correlation_id,
+    kind: event.kind,
+    message: event.message,
+    dev_permissive: event.dev_permissive,
+    namespace_authority: event.namespace_authority,
+  };
+}
+
+/** Tenant and namespace ids are u64: logged as decimal strings, as the reference does. */
+function idText(id: bigint | null): string | null {
+  return id === null ? null : id.toString();
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Scrubbing
+// ---------------------------------------------------------------------------------------------------------------
+
+export const REDACTED = "[redacted]";
+
+/** Keys whose values are credentials wherever they appear: HTTP auth headers and the config's secret fields. */
+const SECRET_KEYS = new Set(["authorization", "proxy-authorization", "bearer_token", "bearer_tokens", "auth_token"]);
+/** `Bearer <credential>`; the phrases "bearer token(s)" in denial reasons are not credentials. */
+const BEARER_CREDENTIAL = /\bbearer\s+(?!tokens?\b)\S/i;
+
+/**
+ * A copy of `line` in which every string that carries a bearer credential, and every value under a credential
+ * key, is `[redacted]`; undefined top-level fields become null so that no field is ever omitted.
+ */
+export function scrubSecrets(line: JsonObject): JsonObject {
+  const scrubbed: JsonObject = {};
+  for (const key of Object.keys(line)) setOwn(scrubbed, key, scrubMember(key, line[key] ?? null));
+  return scrubbed;
+}
+
+function scrubMember(key: string, value: JsonValue): JsonValue {
+  return SECRET_KEYS.has(key.toLowerCase()) ? REDACTED : scrubValue(value);
+}
+
+function scrubValue(value: JsonValue): JsonValue {
+  if (typeof value === "string") return BEARER_CREDENTIAL.test(value) ? REDACTED : value;
+  if (Array.isArray(value)) return value.map(scrubValue);
+  if (!isJsonObject(value)) return value;
+  const scrubbed: JsonObject = {};
+  for (const key of Object.keys(value)) {
+    const member = value[key];
+    if (member !== undefined) setOwn(scrubbed, key, scrubMember(key, member));
+  }
+  return scrubbed;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Sinks: pino destinations, or an injected stream. Lines are serialized by `compactJson`, not by a pino logger,
+// whose serializer would add its own fields and does not know the lossless JSON model (bigint integers).
+// Destinations are synchronous: each line is written before the call that logs it returns.
+// ---------------------------------------------------------------------------------------------------------------
+
+interface LineSink {
+  write(line: string): void;
+  close(): Promise<void>;
+}
+
+function auditSink(path: string | undefined, stream: NodeJS.WritableStream | undefined, stderr: LineSink): LineSink {
+  if (stream !== undefined) return streamSink(stream);
+  return path === undefined ? stderr : fileSink(path, stderr);
+}
+
+function streamSink(stream: NodeJS.WritableStream): LineSink {
+  return { write: (line) => void stream.write(line), close: async () => {} };
+}
+
+function fdSink(fd: number): LineSink {
+  const destination = pino.destination({ dest: fd, sync: true });
+  // Nowhere left to report a failing standard error; dropping the line beats crashing the server.
+  destination.on("error", () => {});
+  return { write: (line) => void destination.write(line), close: async () => {} };
+}
+
+function fileSink(path: string, stderr: LineSink): LineSink {
+  const destination = openDestination(path);
+  destination.on("error", (error: Error) =>
+    stderr.write(`decision-gate-mcp: WARNING: audit log write failed: ${error.message}\n`),
+  );
+  return {
+    write: (line) => void destination.write(line),
+    close: () =>
+      new Promise((resolve) => {
+        destination.once("close", () => resolve());
+        destination.end();
+      }),
+  };
+}
+
+function openDestination(path: string): ReturnType<typeof pino.destination> {
+  try {
+    return pino.destination({ dest: path, sync: true, append: true, mkdir: true });
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : String(error);
+    throw new ConfigError("config_io", `config io error: audit log open failed: ${detail}`);
+  }
+}
+
+/** The `mcp_request` line of one handled request, whatever its transport or dialect. */
+export function auditRequest(
+  audit: AuditLog,
+  request: Pick<CallContext, "transport" | "peerIp" | "requestId" | "clientCorrelationId" | "serverCorrelationId">,
+  outcome: {
+    method: string | null;
+    tool: string | null;
+    error: { code: number; kind: string } | null;
+    requestBytes: number;
+    responseBytes: number;
+    clientSubject: string | null;
+  },
+): void {
+  audit.mcpRequest({
+    ...auditCorrelation(request),
+    transport: request.transport,
+    peer_ip: request.peerIp,
+    method: auditMethodOf(outcome.method),
+    tool: outcome.tool,
+    outcome: outcome.error === null ? "ok" : "error",
+    error_code: outcome.error?.code ?? null,
+    error_kind: outcome.error?.kind ?? null,
+    request_bytes: outcome.requestBytes,
+    response_bytes: outcome.responseBytes,
+    client_subject: outcome.clientSubject,
+  });
+}
