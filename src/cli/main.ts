@@ -25,6 +25,7 @@ import { canonicalJson } from "../json/write.js";
 import { FilesystemRunpack, verifyRunpackDirectory } from "../runpack/filesystem.js";
 import { startServer } from "../server/app.js";
 import { allowNonLoopbackFromEnv } from "../server/serve-policy.js";
+import { registerActionCommands } from "./action.js";
 import { createMcpClient, type McpClientOptions } from "./client.js";
 
 export const VERSION = "0.1.0";
@@ -94,6 +95,7 @@ export function buildProgram(): Command {
       const args = await toolArguments(options);
       await withClient(options, async (client) => printJson(await client.callTool(options.tool, args)));
     });
+  registerActionCommands(program);
   return program;
 }
 

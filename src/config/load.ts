@@ -299,6 +299,7 @@ export function resolveConfigPaths(config: DecisionGateConfig, baseDir: string):
     runpack_storage:
       runpackStorage.type === "filesystem" ? { ...runpackStorage, root: at(runpackStorage.root) } : runpackStorage,
     providers: config.providers.map((entry) => resolveProviderPaths(entry, at)),
+    runtime_actions: { ...config.runtime_actions, receipt_log: atOptional(config.runtime_actions.receipt_log) },
   };
 }
 

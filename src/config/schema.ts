@@ -701,6 +701,47 @@ const Providers = ProvidersConfig.superRefine((entries, context) => {
 // The file
 // ---------------------------------------------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------------------------------------------
+// [runtime_actions]
+// ---------------------------------------------------------------------------------------------------------------
+
+const RuntimeDecisionSetting = z.enum(["allow", "warn", "block"]);
+const capabilityList = (what: string) =>
+  z.array(nonBlank(`runtime_actions.${what} entries must be non-empty`)).max(64, `too many runtime_actions.${what}`);
+
+const RuntimeActionsConfig = z
+  .object({
+    enabled: z.boolean().default(true).describe("Issue an action receipt for every decision."),
+    mapping: z
+      .object({
+        start: RuntimeDecisionSetting.default("allow").describe("Runtime decision for a start decision."),
+        advance: RuntimeDecisionSetting.default("allow").describe("Runtime decision for an advance."),
+        complete: RuntimeDecisionSetting.default("allow").describe("Runtime decision for a completed run."),
+        hold: RuntimeDecisionSetting.default("warn").describe(
+          "Runtime decision for a hold (a hold behind an integrity failure is always `block`).",
+        ),
+        fail: RuntimeDecisionSetting.default("block").describe("Runtime decision for a failed run."),
+      })
+      .prefault({})
+      .describe(
+        "Decision kind → runtime decision (`allow` → continue, `warn` → isolate_and_continue, `block` → terminate).",
+      ),
+    isolated_capabilities: capabilityList("isolated_capabilities")
+      .default(["private_runner", "unsafe_payload_fetch", "secret_material_access"])
+      .describe("Capabilities withdrawn by `isolate_and_continue`."),
+    allowed_capabilities: capabilityList("allowed_capabilities")
+      .default(["public_metadata_verification"])
+      .describe("Capabilities kept by `isolate_and_continue`."),
+    receipt_log: filePath("runtime_actions.receipt_log")
+      .optional()
+      .describe("Append every receipt to this JSON-lines file."),
+    include_in_runpack: z
+      .boolean()
+      .default(false)
+      .describe("Export a run's receipts as `artifacts/action_receipts.json` (changes the runpack's root hash)."),
+  })
+  .describe("The runtime action layer: a metadata-only receipt (continue / isolate / terminate) per decision.");
+
 const DEV_PERMISSIVE_WITH_AUTHORITY = "dev.permissive not allowed when namespace.authority.mode=assetcore_http";
 
 /** Top-level tables in the order the reference validates them (its first error is reported first). */
@@ -718,6 +759,7 @@ export const VALIDATION_ORDER = [
   "provider_discovery",
   "docs",
   "runpack_storage",
+  "runtime_actions",
   "providers",
   "client",
 ] as const;
@@ -738,6 +780,7 @@ const ConfigTables = z
     providers: Providers,
     docs: DocsConfig.prefault({}),
     runpack_storage: RunpackStorageConfig,
+    runtime_actions: RuntimeActionsConfig.prefault({}),
     client: z
       .record(z.string(), AnyJson)
       .optional()

@@ -1,6 +1,7 @@
 import { constants } from "node:fs";
 import { lstat, mkdir, open, readdir, realpath, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, posix, relative, sep } from "node:path";
+import { checkReceiptChain } from "../actions/runpack.js";
 import { InvalidInputError, JsonParseError, RunpackError } from "../core/errors.js";
 import {
   RunpackManifest,
@@ -135,5 +136,5 @@ export async function verifyRunpackDirectory(
   const manifest = await readManifest(runpack, manifestPath);
   const verifyKey =
     options.verifyKey === undefined ? undefined : { publicKey: options.verifyKey, verify: verifyStrict };
-  return verifyRunpack(manifest, runpack, { manifestPath, verifyKey });
+  return verifyRunpack(manifest, runpack, { manifestPath, verifyKey, extraChecks: [checkReceiptChain] });
 }

@@ -1,6 +1,8 @@
 import { readFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import type { Readable, Writable } from "node:stream";
+import { receiptLog } from "../actions/receipt-log.js";
+import { receiptIssuer } from "../actions/receipts.js";
 import type { LoadedConfig } from "../config/load.js";
 import { type DecisionGateConfig, parseBind } from "../config/schema.js";
 import { createDispatchPolicy } from "../core/dispatch/policy.js";
@@ -163,8 +165,19 @@ function buildServices(
 ): ServerServices {
   const principals = new PrincipalDirectory(config.server.auth.principals);
   const docs = config.docs;
+  const actions = config.runtime_actions;
   return {
     audit,
+    actions: {
+      issuer: actions.enabled
+        ? receiptIssuer({
+            mapping: actions.mapping,
+            capabilities: { allowed: actions.allowed_capabilities, isolated: actions.isolated_capabilities },
+          })
+        : null,
+      log: actions.enabled && actions.receipt_log !== undefined ? receiptLog(actions.receipt_log) : null,
+      includeInRunpack: actions.include_in_runpack,
+    },
     runs: stores.runs,
     scenarios: stores.scenarios,
     schemas: stores.schemas,

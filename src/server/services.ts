@@ -1,4 +1,6 @@
+import type { ReceiptLog } from "../actions/receipt-log.js";
 import type { DispatchPolicy } from "../core/dispatch/policy.js";
+import type { ReceiptIssuer } from "../core/run/receipts.js";
 import type { RunStateStore } from "../core/run/store.js";
 import type { AnchorPolicy, RunpackSecurity } from "../core/runpack/manifest.js";
 import type { EvidenceRuntime } from "../evidence/registry.js";
@@ -13,6 +15,8 @@ import type { ScopeGuard } from "./policy/scope.js";
 /** Everything the tools work with, assembled once from configuration by the server app. */
 export interface ServerServices {
   audit: AuditLog;
+  /** The runtime action layer (`[runtime_actions]`): null issuer when disabled. */
+  actions: { issuer: ReceiptIssuer | null; log: ReceiptLog | null; includeInRunpack: boolean };
   runs: RunStateStore;
   scenarios: ScenarioRegistry;
   schemas: SchemaRegistry;

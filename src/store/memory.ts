@@ -10,10 +10,12 @@ import {
   type RunStateStore,
   runKeyText,
   StaleRunVersionError,
+  type StoredReceipt,
 } from "../core/run/store.js";
 
 interface StoredRun {
   state: RunState;
+  receipts: StoredReceipt[];
   version: number;
   decisionByTrigger: Map<string, DecisionRecord>;
   packetsByDecision: Map<string, PacketRecord[]>;
@@ -27,12 +29,13 @@ interface StoredRun {
 export class MemoryRunStateStore implements RunStateStore {
   private readonly runs = new Map<string, StoredRun>();
 
-  async create(state: RunState): Promise<void> {
+  async create(state: RunState, receipts: StoredReceipt[] = []): Promise<void> {
     const key = runKeyText(state);
     if (this.runs.has(key)) throw new ControlPlaneError("run_exists", `run already exists: ${state.run_id}`);
     const copy = structuredClone(state);
     const run: StoredRun = {
       state: { ...copy, ...emptyAppendedRecords() },
+      receipts: structuredClone(receipts),
       version: 0,
       decisionByTrigger: new Map(),
       packetsByDecision: new Map(),
@@ -55,12 +58,17 @@ export class MemoryRunStateStore implements RunStateStore {
     run.state.stage_entered_at = copy.stage_entered_at;
     run.state.status = copy.status;
     appendAll(run, copy.appended);
+    run.receipts.push(...(copy.receipts ?? []));
     run.version++;
   }
 
   async load(key: RunKey): Promise<RunState | undefined> {
     const run = this.runs.get(runKeyText(key));
     return run === undefined ? undefined : structuredClone(run.state);
+  }
+
+  async loadReceipts(key: RunKey): Promise<StoredReceipt[]> {
+    return structuredClone(this.runs.get(runKeyText(key))?.receipts ?? []);
   }
 
   async ready(): Promise<boolean> {
@@ -130,5 +138,13 @@ class MemoryRunSession implements RunSession {
 
   async issuedPacketIds(): Promise<string[]> {
     return this.run.state.packets.map((packet) => packet.envelope.packet_id);
+  }
+
+  async lastReceipt(): Promise<StoredReceipt | undefined> {
+    return structuredClone(this.run.receipts.at(-1));
+  }
+
+  async receiptOfDecision(decisionId: string): Promise<StoredReceipt | undefined> {
+    return structuredClone(this.run.receipts.find((receipt) => receipt.decision_id === decisionId));
   }
 }

@@ -467,8 +467,15 @@ describe("the database file", () => {
     rmSync(path);
     writeFileSync(path, "");
     const db = openDb(path);
-    expect(schemaVersion(db)).toBe(1);
-    expect(tables(db)).toEqual(["data_shapes", "run_records", "runs", "scenarios", "schema_migrations"]);
+    expect(schemaVersion(db)).toBe(2);
+    expect(tables(db)).toEqual([
+      "action_receipts",
+      "data_shapes",
+      "run_records",
+      "runs",
+      "scenarios",
+      "schema_migrations",
+    ]);
   });
 
   it("applies only newer migrations, each atomically", () => {
@@ -493,7 +500,7 @@ describe("the database file", () => {
       expect.objectContaining({
         code: "store_version_mismatch",
         message: expect.stringMatching(
-          /^run state store version mismatch: unsupported schema version: 7 \(this build supports up to 1; .*store\.db was written by a newer Decision Gate\)$/,
+          /^run state store version mismatch: unsupported schema version: 7 \(this build supports up to 2; .*store\.db was written by a newer Decision Gate\)$/,
         ),
       }),
     );

@@ -27,6 +27,7 @@ import {
 } from "./evidence.js";
 import { KeyedMutex } from "./keyed-mutex.js";
 import { type Dispatcher, issueStagePackets, mcpDispatcher, payloadHash } from "./packets.js";
+import type { ReceiptIssuer } from "./receipts.js";
 import type {
   NextRequest,
   NextResult,
@@ -57,6 +58,7 @@ import {
   type RunStateStore,
   runKeyText,
   StaleRunVersionError,
+  type StoredReceipt,
 } from "./store.js";
 
 export interface ControlPlaneOptions {
@@ -74,6 +76,8 @@ export interface ControlPlaneOptions {
    * loser through. By default it only yields to other tasks.
    */
   backoff?: (attempt: number) => Promise<void>;
+  /** Issues an action receipt for every new decision (the runtime action layer); none when absent. */
+  receipts?: ReceiptIssuer;
 }
 
 /** What one serialized step on a run produced: a result, the records to commit, and maybe an error to raise. */
@@ -101,6 +105,7 @@ export class ControlPlane {
   private readonly dispatcher: Dispatcher;
   private readonly disclosure: Disclosure;
   private readonly backoff: (attempt: number) => Promise<void>;
+  private readonly receipts: ReceiptIssuer | undefined;
   private readonly locks: KeyedMutex;
 
   constructor(spec: ScenarioSpec, options: ControlPlaneOptions) {
@@ -114,12 +119,22 @@ export class ControlPlane {
     this.dispatcher = options.dispatcher ?? mcpDispatcher;
     this.disclosure = options.disclosure ?? REDACT_ALL;
     this.backoff = options.backoff ?? (() => Promise.resolve());
+    this.receipts = options.receipts;
     this.locks = locksByStore.get(options.store) ?? new KeyedMutex();
     locksByStore.set(options.store, this.locks);
   }
 
   /** Starts a run (engine §4.2); with `issueEntryPackets`, records the `init` trigger, the start decision and stage 0's packets. */
   async start(config: RunConfig, startedAt: Timestamp, issueEntryPackets: boolean): Promise<RunState> {
+    return (await this.startWithReceipt(config, startedAt, issueEntryPackets)).state;
+  }
+
+  /** `start`, also reporting the action receipt of the start decision (when one was made and receipts are on). */
+  async startWithReceipt(
+    config: RunConfig,
+    startedAt: Timestamp,
+    issueEntryPackets: boolean,
+  ): Promise<{ state: RunState; receipt: StoredReceipt | null }> {
     if (config.scenario_id !== this.spec.scenario_id) {
       throw new ControlPlaneError("scenario_mismatch", `scenario mismatch for run: ${config.scenario_id}`);
     }
@@ -132,8 +147,10 @@ export class ControlPlane {
       }
       const state = this.initialState(config, startedAt);
       if (issueEntryPackets) await this.recordStart(state, startedAt);
-      await this.store.create(state);
-      return state;
+      const start = state.decisions[0];
+      const receipt = start === undefined ? null : this.issueReceipt(state, start, false, undefined);
+      await this.store.create(state, receipt === null ? [] : [receipt]);
+      return { state, receipt };
     });
   }
 
@@ -158,7 +175,12 @@ export class ControlPlane {
   }
 
   async trigger(event: TriggerEvent): Promise<NextResult> {
-    return (await this.onTrigger(event, "scenario.trigger", hashOf(event))).result;
+    return (await this.triggerWithReceipt(event)).result;
+  }
+
+  /** `trigger`, also reporting the decision's action receipt. */
+  async triggerWithReceipt(event: TriggerEvent): Promise<TriggerOutcome> {
+    return this.onTrigger(event, "scenario.trigger", hashOf(event));
   }
 
   /** Records a submission (engine §4.9): idempotent for identical content, a conflict otherwise. */
@@ -209,6 +231,11 @@ export class ControlPlane {
 
   /** Reports where a run stands (engine §4.8); like the reference, the call itself is recorded. */
   async status(request: StatusRequest): Promise<ScenarioStatus> {
+    return (await this.statusWithAction(request)).status;
+  }
+
+  /** `status`, also reporting the run's latest action receipt. */
+  async statusWithAction(request: StatusRequest): Promise<{ status: ScenarioStatus; action: StoredReceipt | null }> {
     const requestHash = hashOf(request);
     return this.withRun(request, async (session) => {
       const head = session.head;
@@ -228,7 +255,9 @@ export class ControlPlane {
         at: request.requested_at,
         correlationId: request.correlation_id,
       } as const;
-      return { result, change: withToolCall(head, toolCall(head, call, hashOf(result), null)) };
+      const action = (await session.lastReceipt()) ?? null;
+      const change = withToolCall(head, toolCall(head, call, hashOf(result), null));
+      return { result: { status: result, action }, change };
     });
   }
 
@@ -285,9 +314,10 @@ export class ControlPlane {
           }),
         };
       }
-      const { result, change, replayed } = await this.decide(session, trigger);
+      const { result, change, replayed, receipt } = await this.decide(session, trigger);
       change.appended.tool_calls.push(toolCall(head, call, hashOf(result), null));
-      return { result: { result, gateEvals: replayed ? null : change.appended.gate_evals }, change };
+      const gateEvals = replayed ? null : change.appended.gate_evals;
+      return { result: { result, replayed, gateEvals, receipt }, change };
     });
   }
 
@@ -295,7 +325,7 @@ export class ControlPlane {
   private async decide(
     session: RunSession,
     trigger: TriggerEvent,
-  ): Promise<{ result: NextResult; change: RunChange; replayed: boolean }> {
+  ): Promise<{ result: NextResult; change: RunChange; replayed: boolean; receipt: StoredReceipt | null }> {
     const head = session.head;
     if (head.status !== "active") return this.replayLastDecision(session);
     const earlier = await session.decisionForTrigger(trigger.trigger_id);
@@ -306,13 +336,15 @@ export class ControlPlane {
     const stage = stageById(this.spec, head.current_stage_id);
     const seq = head.counts.decisions + 1;
     let decided: Decided;
+    let integrity = false;
     if (timeoutFired(stage, head.stage_entered_at, trigger)) {
       decided = await this.decideTimeout(head, stage, trigger, seq);
     } else {
-      const gateEvals = await this.evaluateStage(head, stage, trigger);
+      const { gateEvals, integrityFailure } = await this.evaluateStage(head, stage, trigger);
       change.appended.gate_evals.push(...gateEvals);
       const statuses = new Map(gateEvals.map((record) => [record.evaluation.gate_id, record.evaluation.status]));
       decided = await this.decideFromGates(head, stage, trigger, seq, statuses);
+      integrity = integrityFailure;
     }
     change.appended.decisions.push(decided.decision);
     change.appended.packets.push(...decided.packets);
@@ -320,7 +352,21 @@ export class ControlPlane {
     change.stage_entered_at = decided.enteredAt;
     change.status = decided.status;
     const result = { decision: decided.decision, packets: decided.packets, status: decided.status };
-    return { result, change, replayed: false };
+    const receipt = this.issueReceipt(head, decided.decision, integrity, await session.lastReceipt());
+    if (receipt !== null) change.receipts = [receipt];
+    return { result, change, replayed: false, receipt };
+  }
+
+  /** The action receipt of a new decision, chained to the run's previous one; null without a receipt issuer. */
+  private issueReceipt(
+    run: Pick<RunHead, "tenant_id" | "namespace_id" | "run_id" | "scenario_id">,
+    decision: DecisionRecord,
+    integrityFailure: boolean,
+    previous: StoredReceipt | undefined,
+  ): StoredReceipt | null {
+    if (this.receipts === undefined) return null;
+    const facts = { ...pickRunIds(run), decision, integrityFailure };
+    return this.receipts.issue(facts, previous);
   }
 
   private async replayLastDecision(session: RunSession) {
@@ -344,11 +390,9 @@ export class ControlPlane {
 
   private async replayResult(session: RunSession, decision: DecisionRecord) {
     const packets = await session.packetsOfDecision(decision.decision_id);
-    return {
-      result: { decision, packets, status: session.head.status },
-      change: unchanged(session.head),
-      replayed: true,
-    };
+    const receipt = (await session.receiptOfDecision(decision.decision_id)) ?? null;
+    const result = { decision, packets, status: session.head.status };
+    return { result, change: unchanged(session.head), replayed: true, receipt };
   }
 
   private async evaluateStage(head: RunHead, stage: StageSpec, trigger: TriggerEvent) {
@@ -362,8 +406,9 @@ export class ControlPlane {
       trigger_time: trigger.time,
       correlation_id: trigger.correlation_id,
     };
-    const records = await queryStageEvidence(this.spec, stage, this.evidence, context, this.disclosure);
-    return evaluateGates(this.spec, stage, records, this.trust, trigger.trigger_id);
+    const evidence = await queryStageEvidence(this.spec, stage, this.evidence, context, this.disclosure);
+    const gateEvals = evaluateGates(this.spec, stage, evidence.records, this.trust, trigger.trigger_id);
+    return { gateEvals, integrityFailure: evidence.integrityFailure };
   }
 
   private async decideFromGates(
@@ -479,7 +524,11 @@ export class ControlPlane {
 /** A trigger's result and the gate evaluations it recorded; null when an earlier decision was replayed. */
 export interface TriggerOutcome {
   result: NextResult;
+  /** Whether an earlier decision was returned instead of a new one. */
+  replayed: boolean;
   gateEvals: GateEvalRecord[] | null;
+  /** The decision's action receipt (also for a replayed decision), or null without a receipt issuer. */
+  receipt: StoredReceipt | null;
 }
 
 interface Decided {
@@ -495,6 +544,10 @@ interface CallInfo {
   requestHash: HashDigest;
   at: Timestamp;
   correlationId: string | null;
+}
+
+function pickRunIds(run: Pick<RunHead, "tenant_id" | "namespace_id" | "run_id" | "scenario_id">) {
+  return { tenant_id: run.tenant_id, namespace_id: run.namespace_id, run_id: run.run_id, scenario_id: run.scenario_id };
 }
 
 function hashOf(value: object): HashDigest {

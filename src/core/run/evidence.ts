@@ -38,9 +38,19 @@ export interface EvidenceSource {
 }
 
 export class EvidenceProviderFailure extends DecisionGateError {
-  constructor(message: string) {
+  /** The failure is an integrity failure (a signature or evidence hash), not an unavailable provider. */
+  readonly integrity: boolean;
+
+  constructor(message: string, options: { integrity?: boolean } = {}) {
     super("control_plane", "provider_error", `evidence provider error: ${message}`);
+    this.integrity = options.integrity === true;
   }
+}
+
+/** The evidence of one stage: the records per condition, and whether any answer failed an integrity check. */
+export interface StageEvidence {
+  records: Map<string, EvidenceRecord>;
+  integrityFailure: boolean;
 }
 
 /** The trust settings that apply to a run: a global minimum lane and per-provider tightenings. */
@@ -86,19 +96,22 @@ export async function queryStageEvidence(
   source: EvidenceSource,
   context: EvidenceContext,
   disclosure: Disclosure,
-): Promise<Map<string, EvidenceRecord>> {
+): Promise<StageEvidence> {
   const conditions = new Map(spec.conditions.map((condition) => [condition.condition_id, condition]));
   const records = new Map<string, EvidenceRecord>();
+  let integrityFailure = false;
   for (const conditionId of stageConditionIds(stage)) {
     const condition = conditions.get(conditionId);
     if (condition === undefined) continue;
-    const result = normalizeResult(await queryProvider(source, condition, context));
+    const answer = await queryProvider(source, condition, context);
+    integrityFailure ||= answer.integrityFailure || answer.result.error?.code === "anchor_invalid";
+    const result = normalizeResult(answer.result);
     const status =
       result.error !== null ? "Unknown" : evaluateComparator(condition.comparator, expectedOf(condition), result.value);
     const recorded = disclosure.allowsRaw(condition.query.provider_id) ? result : redactValue(result);
     records.set(conditionId, { condition_id: conditionId, status, result: recorded });
   }
-  return records;
+  return { records, integrityFailure };
 }
 
 function expectedOf(condition: ConditionSpec) {
@@ -107,9 +120,10 @@ function expectedOf(condition: ConditionSpec) {
 
 async function queryProvider(source: EvidenceSource, condition: ConditionSpec, context: EvidenceContext) {
   try {
-    return await source.query(condition.query, context);
+    return { result: await source.query(condition.query, context), integrityFailure: false };
   } catch (error) {
-    return providerErrorResult(error);
+    const integrityFailure = error instanceof EvidenceProviderFailure && error.integrity;
+    return { result: providerErrorResult(error), integrityFailure };
   }
 }
 

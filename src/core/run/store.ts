@@ -1,3 +1,4 @@
+import type { JsonObject } from "../../json/value.js";
 import { DecisionGateError } from "../errors.js";
 import type { HashDigest, Timestamp } from "../wire/common.js";
 import type {
@@ -63,6 +64,8 @@ export interface RunSession {
   packetsOfDecision(decisionId: string): Promise<PacketRecord[]>;
   submission(submissionId: string): Promise<SubmissionRecord | undefined>;
   issuedPacketIds(): Promise<string[]>;
+  lastReceipt(): Promise<StoredReceipt | undefined>;
+  receiptOfDecision(decisionId: string): Promise<StoredReceipt | undefined>;
 }
 
 export interface AppendedRecords {
@@ -79,17 +82,27 @@ export interface RunChange {
   stage_entered_at: Timestamp;
   status: RunStatus;
   appended: AppendedRecords;
+  /** Action receipts issued with this change's decisions, committed with them and kept beside the run's logs. */
+  receipts?: StoredReceipt[];
 }
 
+/**
+ * An action receipt as stores keep it: an opaque, canonically hashable object naming the decision it is bound to.
+ * Receipts are not part of the reference's `RunState`, so they never change its logs or their hashes.
+ */
+export type StoredReceipt = JsonObject & { decision_id: string; receipt_sha256: string };
+
 export interface RunStateStore {
-  /** Stores a new run; fails with `run_exists` when the key is taken. */
-  create(state: RunState): Promise<void>;
+  /** Stores a new run (and the receipts of its start decision); fails with `run_exists` when the key is taken. */
+  create(state: RunState, receipts?: StoredReceipt[]): Promise<void>;
   /** Opens a read view, or `undefined` when the run does not exist. */
   open(key: RunKey): Promise<RunSession | undefined>;
   /** Applies `change` atomically if the run is still at `expectedVersion`, else throws `StaleRunVersionError`. */
   commit(key: RunKey, expectedVersion: number, change: RunChange): Promise<void>;
   /** Assembles the full run state (for start results and runpacks). */
   load(key: RunKey): Promise<RunState | undefined>;
+  /** The run's action receipts in issue order. */
+  loadReceipts(key: RunKey): Promise<StoredReceipt[]>;
   /** Whether the store can serve requests. */
   ready(): Promise<boolean>;
 }

@@ -33,6 +33,8 @@ export interface RunpackBuildOptions {
   security?: RunpackSecurity;
   /** Also verify the written runpack and add the report as the last artifact. */
   verification?: { reader: RunpackReader };
+  /** Further JSON artifacts (kind `custom`) written after the run's logs, such as action receipts. */
+  extraArtifacts?: ReadonlyArray<{ path: string; value: unknown }>;
 }
 
 export interface RunpackBuildResult {
@@ -67,7 +69,12 @@ export async function buildRunpack(
   }
   const manifestName = options.manifestName ?? DEFAULT_MANIFEST_NAME;
   const artifacts: ArtifactRecord[] = [];
-  for (const [path, kind, value] of runArtifacts(spec, state)) {
+  const extras = (options.extraArtifacts ?? []).map(({ path, value }): [string, ArtifactKind, unknown] => [
+    path,
+    "custom",
+    value,
+  ]);
+  for (const [path, kind, value] of [...runArtifacts(spec, state), ...extras]) {
     artifacts.push(await writeArtifact(sink, path, kind, value));
   }
   let manifest = manifestFor(spec, state, options, artifacts);

@@ -34,6 +34,8 @@ export interface VerifyOptions {
   manifestPath?: string;
   /** Require a signature file for the manifest, signed by this key (D9). Without it, a signature is not checked. */
   verifyKey?: ManifestVerifyKey;
+  /** Checks of artifacts this module does not know (e.g. action receipts); each appends its problems. */
+  extraChecks?: ReadonlyArray<(manifest: RunpackManifest, reader: RunpackReader, errors: string[]) => Promise<void>>;
 }
 
 /**
@@ -66,6 +68,7 @@ export async function verifyRunpack(
     const signaturePath = signatureFileName(options.manifestPath ?? DEFAULT_MANIFEST_NAME);
     await checkSignature(manifest, reader, signaturePath, options.verifyKey, errors);
   }
+  for (const check of options.extraChecks ?? []) await check(manifest, reader, errors);
   return report(checked, errors);
 }
 

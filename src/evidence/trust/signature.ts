@@ -42,5 +42,5 @@ function verifiedEvidenceHash(result: EvidenceResult) {
 }
 
 function fail(message: string): never {
-  throw new EvidenceProviderFailure(message);
+  throw new EvidenceProviderFailure(message, { integrity: true });
 }

@@ -55,11 +55,25 @@ function annotationsOf(name: string): ToolAnnotations {
   };
 }
 
+/** Tools whose results carry the decision's action receipt (spec §6) beside the reference's fields. */
+const WITH_ACTION = new Set(["scenario_next", "scenario_trigger", "scenario_status"]);
+const ACTION_PROPERTY: JsonSchema = {
+  type: "object",
+  description:
+    "The runtime action receipt of the decision (continue, isolate_and_continue or terminate, with capabilities), " +
+    "chained per run. Present when the runtime action layer is enabled.",
+};
+
+function outputSchemaOf(name: string, schema: JsonSchema): JsonSchema {
+  if (!WITH_ACTION.has(name)) return schema;
+  return { ...schema, properties: { ...(schema.properties as JsonSchema), action: ACTION_PROPERTY } };
+}
+
 const DEFINITIONS: readonly ToolDefinition[] = (tooling as Array<Record<string, unknown>>).map((tool) => ({
   name: tool.name as string,
   description: tool.description as string,
   inputSchema: tool.input_schema as JsonSchema,
-  outputSchema: tool.output_schema as JsonSchema,
+  outputSchema: outputSchemaOf(tool.name as string, tool.output_schema as JsonSchema),
   annotations: annotationsOf(tool.name as string),
 }));
 

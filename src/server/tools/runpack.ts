@@ -1,6 +1,7 @@
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { z } from "zod";
+import { RECEIPTS_ARTIFACT_PATH } from "../../actions/receipts.js";
 import { NotFoundError, RunpackError } from "../../core/errors.js";
 import { buildRunpack, DEFAULT_MANIFEST_NAME } from "../../core/runpack/builder.js";
 import { decode, NamespaceId, nullable, TenantId, Timestamp } from "../../core/wire/common.js";
@@ -31,6 +32,9 @@ export function runpackTools(services: ServerServices, runtimes: ScenarioRuntime
       const state = await services.runs.load(request);
       if (state === undefined) throw new NotFoundError("run_not_found", "run not found");
       const { dir, named } = exportDirectory(services, context, request);
+      const extraArtifacts = services.actions.includeInRunpack
+        ? [{ path: RECEIPTS_ARTIFACT_PATH, value: await services.runs.loadReceipts(request) }]
+        : [];
       const runpack = new FilesystemRunpack(dir);
       const { manifest, report } = await withFilesystemErrors(() =>
         buildRunpack(plane.spec, state, runpack, {
@@ -39,6 +43,7 @@ export function runpackTools(services: ServerServices, runtimes: ScenarioRuntime
           anchorPolicy: services.runpacks.anchorPolicy,
           security: services.runpacks.security,
           verification: request.include_verification ? { reader: runpack } : undefined,
+          extraArtifacts,
         }),
       );
       return named ? { manifest, report } : { manifest, report, storage_uri: pathToFileURL(`${dir}/`).href };

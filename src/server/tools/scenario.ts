@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ConflictError, NotFoundError } from "../../core/errors.js";
-import { ControlPlane } from "../../core/run/control-plane.js";
+import { ControlPlane, type TriggerOutcome } from "../../core/run/control-plane.js";
 import { NextRequest, StatusRequest, SubmitRequest } from "../../core/run/requests.js";
 import { type GateEvalRecord, RunConfig, TriggerEvent } from "../../core/run/schema.js";
 import { specHash } from "../../core/spec/hash.js";
@@ -84,6 +84,7 @@ export class ScenarioRuntimes {
         disclosure: evidence.disclosure,
         dispatchPolicy,
         backoff: jitteredBackoff,
+        receipts: this.services.actions.issuer ?? undefined,
       });
       this.planes.set(key, plane);
     }
@@ -109,13 +110,16 @@ export function scenarioTools(services: ServerServices, runtimes: ScenarioRuntim
       const { scenario_id, run_config, started_at, issue_entry_packets } = decode(StartArgs, args, "arguments");
       await allowNamespace(run_config.tenant_id, run_config.namespace_id, context);
       const plane = await runtimes.lookup(run_config.tenant_id, run_config.namespace_id, scenario_id);
-      return plane.start(run_config, started_at, issue_entry_packets);
+      const { state, receipt } = await plane.startWithReceipt(run_config, started_at, issue_entry_packets);
+      if (receipt !== null) services.actions.log?.append(receipt);
+      return state;
     },
     async scenario_status(args, context) {
       const { scenario_id, request } = decode(StatusArgs, args, "arguments");
       await allowNamespace(request.tenant_id, request.namespace_id, context);
       const plane = await runtimes.lookup(request.tenant_id, request.namespace_id, scenario_id);
-      return plane.status(request);
+      const { status, action } = await plane.statusWithAction(request);
+      return action === null ? status : { ...status, action };
     },
     async scenario_next(args, context) {
       const { scenario_id, request, feedback } = decode(NextArgs, args, "arguments");
@@ -123,7 +127,8 @@ export function scenarioTools(services: ServerServices, runtimes: ScenarioRuntim
       const plane = await runtimes.lookup(request.tenant_id, request.namespace_id, scenario_id);
       const outcome = await plane.nextWithEvaluations(request);
       const block = await feedbackBlock(services, context, feedback, request, outcome.gateEvals);
-      return block === undefined ? outcome.result : { ...outcome.result, feedback: block };
+      const result = block === undefined ? outcome.result : { ...outcome.result, feedback: block };
+      return withAction(services, result, outcome);
     },
     async scenario_submit(args, context) {
       const { scenario_id, request } = decode(SubmitArgs, args, "arguments");
@@ -135,7 +140,8 @@ export function scenarioTools(services: ServerServices, runtimes: ScenarioRuntim
       const { scenario_id, trigger } = decode(TriggerArgs, args, "arguments");
       await allowNamespace(trigger.tenant_id, trigger.namespace_id, context);
       const plane = await runtimes.lookup(trigger.tenant_id, trigger.namespace_id, scenario_id);
-      return plane.trigger(trigger);
+      const outcome = await plane.triggerWithReceipt(trigger);
+      return withAction(services, outcome.result, outcome);
     },
     async scenarios_list(args, context) {
       const request = decode(ListArgs, args, "arguments") as PageArgs & { tenant_id: bigint; namespace_id: bigint };
@@ -156,6 +162,13 @@ export function scenarioTools(services: ServerServices, runtimes: ScenarioRuntim
       };
     },
   };
+}
+
+/** Adds the decision's action receipt as `action` (spec §6), logging it when it was just issued. */
+function withAction<T extends object>(services: ServerServices, result: T, outcome: TriggerOutcome) {
+  if (outcome.receipt === null) return result;
+  if (!outcome.replayed) services.actions.log?.append(outcome.receipt);
+  return { ...result, action: outcome.receipt };
 }
 
 /** The `feedback` block of a `scenario_next` result (interface §1.2 item 4), or undefined when none is due. */

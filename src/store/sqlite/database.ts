@@ -98,6 +98,21 @@ export const STORE_MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 2,
+    name: "action receipts beside each run's records",
+    steps: [
+      `CREATE TABLE action_receipts (
+        run_pk INTEGER NOT NULL REFERENCES runs (run_pk),
+        seq INTEGER NOT NULL,
+        decision_id TEXT NOT NULL,
+        receipt_json BLOB NOT NULL,
+        row_sha256 TEXT NOT NULL,
+        PRIMARY KEY (run_pk, seq)
+      )`,
+      "CREATE INDEX action_receipts_by_decision ON action_receipts (run_pk, decision_id)",
+    ],
+  },
 ];
 
 function fileIdentity(path: string): string | null {

@@ -23,6 +23,7 @@ import {
   type RunStateStore,
   runKeyText,
   StaleRunVersionError,
+  type StoredReceipt,
 } from "../../core/run/store.js";
 import { decode, HashDigest, Timestamp } from "../../core/wire/common.js";
 import { sha256Hex } from "../../json/hash.js";
@@ -30,6 +31,7 @@ import { parseJson } from "../../json/parse.js";
 import type { JsonValue } from "../../json/value.js";
 import { canonicalJson } from "../../json/write.js";
 import { decodeVerified, type SqliteDatabase, storeCorrupt } from "./database.js";
+import { SqliteReceipts } from "./receipts.js";
 
 /*
  * The SQLite run-state store: a run is one `runs` row (the head) plus its records in the append-only
@@ -209,13 +211,15 @@ interface PendingCommit {
 
 export class SqliteRunStateStore implements RunStateStore {
   private readonly statements: Statements;
+  private readonly receipts: SqliteReceipts;
   private readonly pending: PendingCommit[] = [];
 
   constructor(private readonly db: SqliteDatabase) {
     this.statements = prepareStatements(db);
+    this.receipts = new SqliteReceipts(db);
   }
 
-  async create(state: RunState): Promise<void> {
+  async create(state: RunState, receipts: StoredReceipt[] = []): Promise<void> {
     const encoded = encodeAppended(state);
     this.db.write(LABEL, () => {
       if (this.statements.head.get(...keyParams(state)) !== undefined) {
@@ -225,6 +229,7 @@ export class SqliteRunStateStore implements RunStateStore {
       const fields = headFields(state, state, chained.counts, 0, chained.chainTip);
       const { lastInsertRowid } = this.statements.insertHead.run({ ...fields, head_hash: headHash(fields) });
       this.insertRecords(Number(lastInsertRowid), chained.records);
+      this.receipts.insert(Number(lastInsertRowid), receipts);
     });
   }
 
@@ -238,7 +243,7 @@ export class SqliteRunStateStore implements RunStateStore {
       if (row === undefined) return undefined;
       const records = new RunRecords(this.db, this.statements, key, row);
       records.verifyTail();
-      return new SqliteRunSession(records);
+      return new SqliteRunSession(records, this.receipts, row.run_pk, runKeyText(key));
     });
   }
 
@@ -295,6 +300,7 @@ export class SqliteRunStateStore implements RunStateStore {
       chain_tip: chained.chainTip,
     };
     this.insertRecords(row.run_pk, chained.records);
+    this.receipts.insert(row.run_pk, change.receipts ?? []);
     this.statements.updateHead.run({ ...fields, head_hash: headHash(fields), run_pk: row.run_pk });
   }
 
@@ -302,6 +308,13 @@ export class SqliteRunStateStore implements RunStateStore {
     return this.db.read(LABEL, () => {
       const row = this.statements.head.get(...keyParams(key));
       return row === undefined ? undefined : new RunRecords(this.db, this.statements, key, row).loadAll();
+    });
+  }
+
+  async loadReceipts(key: RunKey): Promise<StoredReceipt[]> {
+    return this.db.read(LABEL, () => {
+      const row = this.statements.head.get(...keyParams(key));
+      return row === undefined ? [] : this.receipts.all(row.run_pk, runKeyText(key));
     });
   }
 
@@ -478,8 +491,21 @@ function verifiedFields(key: RunKey, row: HeadRow): HeadFields {
 class SqliteRunSession implements RunSession {
   readonly head: RunHead;
 
-  constructor(private readonly records: RunRecords) {
+  constructor(
+    private readonly records: RunRecords,
+    private readonly receipts: SqliteReceipts,
+    private readonly runPk: number,
+    private readonly run: string,
+  ) {
     this.head = records.head;
+  }
+
+  async lastReceipt(): Promise<StoredReceipt | undefined> {
+    return this.receipts.last(this.runPk, this.run);
+  }
+
+  async receiptOfDecision(decisionId: string): Promise<StoredReceipt | undefined> {
+    return this.receipts.ofDecision(this.runPk, decisionId, this.run);
   }
 
   async decisionForTrigger(triggerId: string): Promise<DecisionRecord | undefined> {
