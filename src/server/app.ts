@@ -9,11 +9,13 @@ import { createDispatchPolicy } from "../core/dispatch/policy.js";
 import { buildEvidenceRuntime, type EvidenceRuntime } from "../evidence/registry.js";
 import { loadKeyring } from "../evidence/trust/keys.js";
 import { openStores } from "../store/factory.js";
-import { type AuditLog, createAuditLog } from "./audit.js";
+import { createAuditLog } from "./audit.js";
 import { authSettings } from "./auth.js";
 import { ServerCorrelationIds } from "./correlation.js";
 import { DocsCatalog } from "./docs/catalog.js";
 import { createHttpApp, type HttpHooks } from "./http.js";
+import { ServerMetrics } from "./metrics.js";
+import type { Observers } from "./observe.js";
 import { assetcoreAuthority } from "./policy/assetcore.js";
 import { PrincipalDirectory } from "./policy/principals.js";
 import { RegistryAcl } from "./policy/registry-acl.js";
@@ -58,7 +60,8 @@ export async function startServer(loaded: LoadedConfig, options: ServeOptions): 
   try {
     evidence = await buildEvidenceRuntime(config, { cwd: loaded.baseDir });
     const signingKeys = await loadKeyring(config.schema_registry.acl.signing_keys, loaded.baseDir);
-    const services = buildServices(config, stores, evidence, signingKeys, audit);
+    const metrics = new ServerMetrics();
+    const services = buildServices(config, stores, evidence, signingKeys, { audit, metrics });
     for (const warning of services.docs?.catalog.warnings ?? []) notice(`decision-gate: WARNING: ${warning}`);
     notice(postureLine(config));
     if (config.dev.permissive) {
@@ -90,13 +93,13 @@ export async function startServer(loaded: LoadedConfig, options: ServeOptions): 
         options.stdout ?? process.stdout,
         ids,
         Number(config.server.max_body_bytes),
-        audit,
+        { audit, metrics },
       ).finally(shutdown);
       return { url: null, done, close: async () => done };
     }
     const ready = async () =>
       (await Promise.all([stores.runs.ready(), stores.scenarios.ready(), stores.schemas.ready()])).every(Boolean);
-    return await serveHttp(config, router, ids, { ready, audit }, shutdown);
+    return await serveHttp(config, router, ids, { ready, audit, metrics }, shutdown);
   } catch (error) {
     await evidence?.close();
     await stores.close();
@@ -161,13 +164,15 @@ function buildServices(
   stores: Awaited<ReturnType<typeof openStores>>,
   evidence: EvidenceRuntime,
   signingKeys: ReadonlyMap<string, Uint8Array>,
-  audit: AuditLog,
+  { audit, metrics }: Observers,
 ): ServerServices {
   const principals = new PrincipalDirectory(config.server.auth.principals);
   const docs = config.docs;
   const actions = config.runtime_actions;
   return {
     audit,
+    metrics,
+    decisionEvidence: metrics.countingEvidence(evidence.pipeline),
     actions: {
       issuer: actions.enabled
         ? receiptIssuer({
@@ -178,7 +183,7 @@ function buildServices(
       log: actions.enabled && actions.receipt_log !== undefined ? receiptLog(actions.receipt_log) : null,
       includeInRunpack: actions.include_in_runpack,
     },
-    runs: stores.runs,
+    runs: metrics.countingStore(stores.runs),
     scenarios: stores.scenarios,
     schemas: stores.schemas,
     evidence,

@@ -6,11 +6,11 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { DecisionGateError, JsonParseError, LimitError } from "../core/errors.js";
 import { parseJsonBytes } from "../json/parse.js";
 import { compactJson } from "../json/write.js";
-import { type AuditLog, auditRequest } from "./audit.js";
 import type { Credentials } from "./auth.js";
 import { InvalidCorrelationIdError, type ServerCorrelationIds, sanitizeClientCorrelationId } from "./correlation.js";
 import { errorResponse, handleDgMessage } from "./dialects/dg-rpc.js";
 import { createMcpServer, sdkMessage } from "./dialects/mcp.js";
+import { type Observers, observeRequest } from "./observe.js";
 import type { RequestInfo, ToolRouter } from "./router.js";
 import { toWireError } from "./wire-errors.js";
 
@@ -24,10 +24,9 @@ export interface HttpSettings {
   https?: { key: Buffer; cert: Buffer; ca?: Buffer; requestCert: boolean; rejectUnauthorized: boolean };
 }
 
-export interface HttpHooks {
+export interface HttpHooks extends Observers {
   /** Whether every store can serve (`/readyz`). */
   ready(): Promise<boolean>;
-  audit: AuditLog;
 }
 
 interface RequestState {
@@ -73,7 +72,7 @@ export function createHttpApp(
     const state: RequestState = { clientCorrelationId: null, serverCorrelationId: ids.next() };
     request[STATE] = state;
     reply.header("x-server-correlation-id", state.serverCorrelationId);
-    if (request.url === "/healthz" || request.url === "/readyz") return;
+    if (["/healthz", "/readyz", "/metrics"].includes(request.url)) return;
     const header = singleHeader(request.headers, "x-correlation-id");
     if (header !== null) {
       state.clientCorrelationId = sanitizeClientCorrelationId(header);
@@ -89,6 +88,9 @@ export function createHttpApp(
   );
 
   app.get("/healthz", async () => ({ status: "ok" }));
+  app.get("/metrics", async (_request, reply) =>
+    reply.type(hooks.metrics.contentType).send(await hooks.metrics.text()),
+  );
   app.get("/readyz", async (_request, reply) => {
     const ready = await hooks.ready().catch(() => false);
     return reply.code(ready ? 200 : 503).send({ status: ready ? "ready" : "not_ready" });
@@ -102,8 +104,8 @@ export function createHttpApp(
       reply.header("www-authenticate", 'Bearer realm="decision-gate"');
     }
     const response = compactJson(outcome.response);
-    auditRequest(
-      hooks.audit,
+    observeRequest(
+      hooks,
       { ...info, requestId: outcome.requestId },
       {
         method: outcome.method,
@@ -119,7 +121,7 @@ export function createHttpApp(
 
   app.post("/mcp", async (request: TaggedRequest, reply) => {
     const parsed = parseMcpBody(bodyOf(request));
-    const server = createMcpServer(router, () => requestInfo(request, "http", ids.next()), hooks.audit);
+    const server = createMcpServer(router, () => requestInfo(request, "http", ids.next()), hooks);
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     reply.hijack();
     reply.raw.on("close", () => {

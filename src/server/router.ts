@@ -9,6 +9,7 @@ import { resourceUriParam } from "./docs/catalog.js";
 import { DocsSearchRequest, searchDocs } from "./docs/search.js";
 import type { RateLimiter } from "./rate-limit.js";
 import type { ServerServices } from "./services.js";
+import { actionTools } from "./tools/actions.js";
 import { type ToolDefinition, toolDefinitions } from "./tools/catalog.js";
 import { evidenceTools } from "./tools/evidence.js";
 import { precheckTools } from "./tools/precheck.js";
@@ -65,6 +66,7 @@ export class ToolRouter {
       ...runpackTools(services, runtimes),
       ...schemaTools(services),
       ...precheckTools(services),
+      ...actionTools(),
       decision_gate_docs_search: async (args) => this.searchDocs(args),
     };
     this.definitions = new Map(toolDefinitions().map((definition) => [definition.name, definition]));
@@ -87,7 +89,7 @@ export class ToolRouter {
     this.audited(context, () => authorizeTool(this.auth, name));
     if (!this.isCallable(name)) throw new MethodNotFoundError("unknown tool");
     this.checkArgumentSize(name, args);
-    return handler(args, context);
+    return this.services.metrics.timeTool(name, () => handler(args, context));
   }
 
   /** Whether `resources/list` and `resources/read` exist at all. */

@@ -1,5 +1,6 @@
 import type { ReceiptLog } from "../actions/receipt-log.js";
 import type { DispatchPolicy } from "../core/dispatch/policy.js";
+import type { EvidenceSource } from "../core/run/evidence.js";
 import type { ReceiptIssuer } from "../core/run/receipts.js";
 import type { RunStateStore } from "../core/run/store.js";
 import type { AnchorPolicy, RunpackSecurity } from "../core/runpack/manifest.js";
@@ -7,6 +8,7 @@ import type { EvidenceRuntime } from "../evidence/registry.js";
 import type { ScenarioRegistry, SchemaRegistry } from "../store/registries.js";
 import type { AuditLog } from "./audit.js";
 import type { DocsCatalog } from "./docs/catalog.js";
+import type { ServerMetrics } from "./metrics.js";
 import type { FeedbackPolicy } from "./policy/feedback.js";
 import type { PrincipalDirectory } from "./policy/principals.js";
 import type { RegistryAcl } from "./policy/registry-acl.js";
@@ -15,6 +17,9 @@ import type { ScopeGuard } from "./policy/scope.js";
 /** Everything the tools work with, assembled once from configuration by the server app. */
 export interface ServerServices {
   audit: AuditLog;
+  metrics: ServerMetrics;
+  /** The evidence source decisions use: the trust pipeline, instrumented. */
+  decisionEvidence: EvidenceSource;
   /** The runtime action layer (`[runtime_actions]`): null issuer when disabled. */
   actions: { issuer: ReceiptIssuer | null; log: ReceiptLog | null; includeInRunpack: boolean };
   runs: RunStateStore;

@@ -5,10 +5,10 @@ import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { InvalidRequestError, JsonParseError, LimitError } from "../core/errors.js";
 import { parseJsonBytes } from "../json/parse.js";
 import { compactJson } from "../json/write.js";
-import { type AuditLog, auditRequest } from "./audit.js";
 import type { ServerCorrelationIds } from "./correlation.js";
 import { errorResponse, handleDgMessage } from "./dialects/dg-rpc.js";
 import { createMcpServer, sdkMessage } from "./dialects/mcp.js";
+import { type Observers, observeRequest } from "./observe.js";
 import type { RequestInfo, ToolRouter } from "./router.js";
 import { toWireError } from "./wire-errors.js";
 
@@ -25,7 +25,7 @@ export async function serveStdio(
   output: Writable,
   ids: ServerCorrelationIds,
   maxBodyBytes: number,
-  audit: AuditLog,
+  observers: Observers,
 ): Promise<void> {
   const chunks = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const first = await firstMeaningfulChunk(chunks);
@@ -47,7 +47,7 @@ export async function serveStdio(
       certificateSubject: null,
     },
   });
-  if (dialect === "mcp") return serveMcpLines(stream, output, () => createMcpServer(router, requestInfo, audit));
+  if (dialect === "mcp") return serveMcpLines(stream, output, () => createMcpServer(router, requestInfo, observers));
   for await (const frame of contentLengthFrames(stream, maxBodyBytes)) {
     const info = requestInfo();
     const outcome =
@@ -61,8 +61,8 @@ export async function serveStdio(
             error: toWireError(frame.problem),
           };
     const response = compactJson(outcome.response);
-    auditRequest(
-      audit,
+    observeRequest(
+      observers,
       { ...info, requestId: outcome.requestId },
       {
         method: outcome.method,

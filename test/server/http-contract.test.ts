@@ -218,6 +218,7 @@ describe("the Decision Gate dialect's error, status and header contract", () => 
       "schemas_get",
       "scenarios_list",
       "decision_gate_docs_search",
+      "runtime_action_evaluate",
     ]);
     expect(Object.keys(tools[0] as JsonObject)).toEqual(["name", "description", "input_schema"]);
   });

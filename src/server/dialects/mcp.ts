@@ -8,7 +8,7 @@ import {
 } from "@modelcontextprotocol/sdk/types.js";
 import { isJsonObject, type JsonValue, toPlainJson } from "../../json/value.js";
 import { compactJson } from "../../json/write.js";
-import { type AuditLog, auditRequest } from "../audit.js";
+import { type Observers, observeRequest } from "../observe.js";
 import type { RequestInfo, ToolRouter } from "../router.js";
 import { selfContainedSchema } from "../tools/catalog.js";
 import { toWireError, type WireError } from "../wire-errors.js";
@@ -32,7 +32,7 @@ export function sdkMessage(message: JsonValue): unknown {
  * integers beyond 2^53 exact, the structured form cannot); tool failures are `isError` results with the same
  * `{code, kind, message}` as the Decision Gate dialect's JSON-RPC errors.
  */
-export function createMcpServer(router: ToolRouter, requestInfo: () => RequestInfo, audit: AuditLog): Server {
+export function createMcpServer(router: ToolRouter, requestInfo: () => RequestInfo, observers: Observers): Server {
   const server = new Server(SERVER_INFO, {
     capabilities: { tools: {}, ...(router.resourcesEnabled ? { resources: {} } : {}) },
     instructions:
@@ -41,13 +41,13 @@ export function createMcpServer(router: ToolRouter, requestInfo: () => RequestIn
   });
   server.setRequestHandler(ListToolsRequestSchema, () => {
     const info = requestInfo();
-    return audited(audit, info, "tools/list", null, () => guarded(() => listTools(router, info)));
+    return audited(observers, info, "tools/list", null, () => guarded(() => listTools(router, info)));
   });
   server.setRequestHandler(CallToolRequestSchema, async (request) => {
     const info = requestInfo();
     const args = (request.params.arguments ?? {}) as JsonValue;
     const { result, failure } = await callTool(router, request.params.name, args, info);
-    recordRequest(audit, info, "tools/call", request.params.name, failure);
+    recordRequest(observers, info, "tools/call", request.params.name, failure);
     return result;
   });
   if (router.resourcesEnabled) {
@@ -91,13 +91,13 @@ async function callTool(router: ToolRouter, name: string, args: JsonValue, info:
 
 /** Writes the `mcp_request` audit line of one MCP request. */
 function recordRequest(
-  audit: AuditLog,
+  observers: Observers,
   info: RequestInfo,
   method: string,
   tool: string | null,
   error: WireError | null,
 ) {
-  auditRequest(audit, info, {
+  observeRequest(observers, info, {
     method,
     tool,
     error,
@@ -109,7 +109,7 @@ function recordRequest(
 
 /** Runs one MCP request that fails by throwing, auditing it either way. */
 async function audited<T>(
-  audit: AuditLog,
+  observers: Observers,
   info: RequestInfo,
   method: string,
   tool: string | null,
@@ -117,10 +117,10 @@ async function audited<T>(
 ): Promise<T> {
   try {
     const result = await work();
-    recordRequest(audit, info, method, tool, null);
+    recordRequest(observers, info, method, tool, null);
     return result;
   } catch (error) {
-    recordRequest(audit, info, method, tool, toWireError(error));
+    recordRequest(observers, info, method, tool, toWireError(error));
     throw error;
   }
 }

@@ -1,5 +1,6 @@
 import scenarioSchema from "../contract/schemas/scenario.schema.json" with { type: "json" };
 import tooling from "../contract/tooling.json" with { type: "json" };
+import { RUNTIME_ACTION_TOOL } from "./actions.js";
 
 /*
  * The tool contracts served to clients: names, descriptions and schemas exactly as the reference publishes them
@@ -77,9 +78,11 @@ const DEFINITIONS: readonly ToolDefinition[] = (tooling as Array<Record<string, 
   annotations: annotationsOf(tool.name as string),
 }));
 
-/** Every tool of the reference, in canonical order. */
+const ALL_DEFINITIONS: readonly ToolDefinition[] = [...DEFINITIONS, RUNTIME_ACTION_TOOL];
+
+/** Every tool: the reference's, in its canonical order, then this project's own (`runtime_action_evaluate`). */
 export function toolDefinitions(): readonly ToolDefinition[] {
-  return DEFINITIONS;
+  return ALL_DEFINITIONS;
 }
 
 const SCENARIO_SCHEMA_ID = "decision-gate://contract/schemas/scenario.schema.json";

@@ -79,7 +79,7 @@ export class ScenarioRuntimes {
       const { runs, evidence, dispatchPolicy } = this.services;
       plane = new ControlPlane(record.spec, {
         store: runs,
-        evidence: evidence.pipeline,
+        evidence: this.services.decisionEvidence,
         trust: evidence.trust,
         disclosure: evidence.disclosure,
         dispatchPolicy,
