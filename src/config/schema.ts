@@ -293,6 +293,22 @@ const AuditConfig = z
   })
   .describe("Structured audit log.");
 
+/** Operational log levels, most to least severe; `silent` turns the log off. */
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+const LogConfig = z
+  .object({
+    level: z
+      .enum(LOG_LEVELS)
+      .default("info")
+      .describe("Operational log level; `$DECISION_GATE_LOG_LEVEL` overrides it. `debug` adds a line per request."),
+    format: z
+      .enum(["auto", "json", "pretty"])
+      .default("auto")
+      .describe("`auto`: human-readable when standard error is a terminal, JSON lines otherwise."),
+  })
+  .describe("Operational log on standard error (internal errors, per-request lines at `debug`); not the audit log.");
+
 const FeedbackLevelSetting = z.enum(FEEDBACK_LEVELS);
 
 const ScenarioNextFeedback = z
@@ -377,6 +393,7 @@ const ServerConfig = z
     auth: AuthConfig.prefault({}),
     tls: TlsConfig.optional(),
     audit: AuditConfig.prefault({}),
+    log: LogConfig.prefault({}),
     feedback: z
       .object({ scenario_next: ScenarioNextFeedback.prefault({}) })
       .prefault({})

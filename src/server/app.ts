@@ -14,6 +14,7 @@ import { authSettings } from "./auth.js";
 import { ServerCorrelationIds } from "./correlation.js";
 import { DocsCatalog } from "./docs/catalog.js";
 import { createHttpApp, type HttpHooks } from "./http.js";
+import { createServerLogger, effectiveLogLevel } from "./log.js";
 import { ServerMetrics } from "./metrics.js";
 import type { Observers } from "./observe.js";
 import { assetcoreAuthority } from "./policy/assetcore.js";
@@ -34,6 +35,9 @@ export interface ServeOptions {
   stdout?: Writable;
   /** Startup notices; stderr by default. */
   notice?: (line: string) => void;
+  /** Where the operational log goes (stderr by default) and the environment its level may come from. */
+  logStream?: NodeJS.WritableStream;
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface RunningServer {
@@ -50,6 +54,10 @@ export async function startServer(loaded: LoadedConfig, options: ServeOptions): 
   const { config } = loaded;
   const notice = options.notice ?? ((line: string) => process.stderr.write(`${line}\n`));
   checkBindPolicy(config, options.allowNonLoopback);
+  const log = createServerLogger(
+    { ...config.server.log, level: effectiveLogLevel(config.server.log.level, options.env ?? process.env) },
+    options.logStream,
+  );
   const audit = createAuditLog({
     enabled: config.server.audit.enabled,
     path: config.server.audit.path,
@@ -61,7 +69,8 @@ export async function startServer(loaded: LoadedConfig, options: ServeOptions): 
     evidence = await buildEvidenceRuntime(config, { cwd: loaded.baseDir });
     const signingKeys = await loadKeyring(config.schema_registry.acl.signing_keys, loaded.baseDir);
     const metrics = new ServerMetrics();
-    const services = buildServices(config, stores, evidence, signingKeys, { audit, metrics });
+    const observers = { audit, metrics, log };
+    const services = buildServices(config, stores, evidence, signingKeys, observers);
     for (const warning of services.docs?.catalog.warnings ?? []) notice(`decision-gate: WARNING: ${warning}`);
     notice(postureLine(config));
     if (config.dev.permissive) {
@@ -93,13 +102,13 @@ export async function startServer(loaded: LoadedConfig, options: ServeOptions): 
         options.stdout ?? process.stdout,
         ids,
         Number(config.server.max_body_bytes),
-        { audit, metrics },
+        observers,
       ).finally(shutdown);
       return { url: null, done, close: async () => done };
     }
     const ready = async () =>
       (await Promise.all([stores.runs.ready(), stores.scenarios.ready(), stores.schemas.ready()])).every(Boolean);
-    return await serveHttp(config, router, ids, { ready, audit, metrics }, shutdown);
+    return await serveHttp(config, router, ids, { ready, ...observers }, shutdown);
   } catch (error) {
     await evidence?.close();
     await stores.close();
@@ -164,7 +173,7 @@ function buildServices(
   stores: Awaited<ReturnType<typeof openStores>>,
   evidence: EvidenceRuntime,
   signingKeys: ReadonlyMap<string, Uint8Array>,
-  { audit, metrics }: Observers,
+  { audit, metrics, log }: Observers,
 ): ServerServices {
   const principals = new PrincipalDirectory(config.server.auth.principals);
   const docs = config.docs;
@@ -172,6 +181,7 @@ function buildServices(
   return {
     audit,
     metrics,
+    log,
     decisionEvidence: metrics.countingEvidence(evidence.pipeline),
     actions: {
       issuer: actions.enabled

@@ -1,3 +1,4 @@
+import type { Logger } from "pino";
 import { type AuditLog, auditRequest } from "./audit.js";
 import type { CallContext } from "./context.js";
 import type { ServerMetrics } from "./metrics.js";
@@ -5,9 +6,10 @@ import type { ServerMetrics } from "./metrics.js";
 export interface Observers {
   audit: AuditLog;
   metrics: ServerMetrics;
+  log: Logger;
 }
 
-/** Records one handled request: its `mcp_request` audit line and its request counter. */
+/** Records one handled request: its `mcp_request` audit line, its request counter and a `debug` log line. */
 export function observeRequest(
   observers: Observers,
   request: Pick<
@@ -23,4 +25,15 @@ export function observeRequest(
     tool: outcome.tool,
     code: outcome.error?.code ?? null,
   });
+  observers.log.debug(
+    {
+      transport: request.transport,
+      dialect: request.dialect,
+      method: outcome.method,
+      tool: outcome.tool,
+      error_kind: outcome.error?.kind ?? null,
+      server_correlation_id: request.serverCorrelationId,
+    },
+    "request handled",
+  );
 }

@@ -1,4 +1,4 @@
-import { LimitError, MethodNotFoundError } from "../core/errors.js";
+import { DecisionGateError, LimitError, MethodNotFoundError } from "../core/errors.js";
 import { decode } from "../core/wire/common.js";
 import type { JsonValue } from "../json/value.js";
 import { canonicalBytes } from "../json/write.js";
@@ -89,7 +89,20 @@ export class ToolRouter {
     this.audited(context, () => authorizeTool(this.auth, name));
     if (!this.isCallable(name)) throw new MethodNotFoundError("unknown tool");
     this.checkArgumentSize(name, args);
-    return this.services.metrics.timeTool(name, () => handler(args, context));
+    return this.services.metrics
+      .timeTool(name, () => handler(args, context))
+      .catch((error: unknown) => {
+        if (!(error instanceof DecisionGateError)) this.logInternalError(error, name, context);
+        throw error;
+      });
+  }
+
+  /** Callers see only "internal error"; the operator gets the cause. */
+  private logInternalError(error: unknown, tool: string, context: CallContext): void {
+    this.services.log.error(
+      { err: error, tool, server_correlation_id: context.serverCorrelationId },
+      "tool call failed with an internal error",
+    );
   }
 
   /** Whether `resources/list` and `resources/read` exist at all. */

@@ -1,3 +1,4 @@
+import type { Logger } from "pino";
 import type { ReceiptLog } from "../actions/receipt-log.js";
 import type { DispatchPolicy } from "../core/dispatch/policy.js";
 import type { EvidenceSource } from "../core/run/evidence.js";
@@ -18,6 +19,7 @@ import type { ScopeGuard } from "./policy/scope.js";
 export interface ServerServices {
   audit: AuditLog;
   metrics: ServerMetrics;
+  log: Logger;
   /** The evidence source decisions use: the trust pipeline, instrumented. */
   decisionEvidence: EvidenceSource;
   /** The runtime action layer (`[runtime_actions]`): null issuer when disabled. */

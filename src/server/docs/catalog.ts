@@ -103,6 +103,18 @@ const DEFAULT_DOCS: readonly DefaultDocSeed[] = [
     role: "reasoning",
     description: "Performance characteristics and benchmarks.",
   },
+  {
+    file: "TOOLS.md",
+    slug: "tools",
+    role: "ontology",
+    description: "Every MCP tool: description, input fields and output fields (generated from the tool catalog).",
+  },
+  {
+    file: "GETTING_STARTED.md",
+    slug: "getting-started",
+    role: "pattern",
+    description: "From npm install to a completed, verified release gate in five minutes.",
+  },
 ];
 
 /** The file every candidate default docs folder must contain. */
