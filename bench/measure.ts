@@ -9,6 +9,21 @@ export interface BenchResult {
   p50Ms: number;
   p99Ms: number;
   operations: number;
+  /** Set on the HTTP decision-path results that spec §8's targets apply to. */
+  decisionPath?: boolean;
+  /** CPU use while a client and a server process were measured, in cores (CPU seconds per second). */
+  cpu?: {
+    serverMsPerOperation: number;
+    serverCores: number;
+    serverMainThreadCores: number;
+    clientCores: number;
+    otherCores: number;
+  };
+}
+
+/** How long each benchmark measures, in seconds (`BENCH_SECONDS`, default 3). */
+export function benchSeconds(): number {
+  return Number(process.env.BENCH_SECONDS ?? 3);
 }
 
 /** Runs `body` sequentially for about `seconds` after a warm-up and reports throughput and latency. */
@@ -16,7 +31,7 @@ export async function measure(
   name: string,
   unitsPerOperation: number,
   body: () => Promise<void>,
-  seconds = Number(process.env.BENCH_SECONDS ?? 3),
+  seconds = benchSeconds(),
 ): Promise<BenchResult> {
   for (let i = 0; i < 50; i++) await body();
   const latencies: number[] = [];
@@ -27,7 +42,16 @@ export async function measure(
     await body();
     latencies.push(performance.now() - before);
   }
-  const elapsedSeconds = (performance.now() - start) / 1000;
+  return summarize(name, unitsPerOperation, latencies, (performance.now() - start) / 1000);
+}
+
+/** Throughput and latency percentiles of operations that took `latencies` (ms) within `elapsedSeconds`. */
+export function summarize(
+  name: string,
+  unitsPerOperation: number,
+  latencies: number[],
+  elapsedSeconds: number,
+): BenchResult {
   latencies.sort((a, b) => a - b);
   const percentile = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0;
   const operationsPerSecond = latencies.length / elapsedSeconds;

@@ -1,13 +1,15 @@
 import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { benchSignedEvidence } from "./evidence.js";
+import { benchHttp } from "./http.js";
+import { httpTargets } from "./http-report.js";
 import type { BenchResult } from "./measure.js";
 import { benchStore } from "./store.js";
 
 /** `npm run bench`: runs every benchmark in one process and rewrites docs/PERFORMANCE.md. */
 async function main(): Promise<void> {
   const results: BenchResult[] = [];
-  for (const bench of [benchSignedEvidence, benchStore]) {
+  for (const bench of [benchSignedEvidence, benchStore, benchHttp]) {
     for (const result of [await bench()].flat()) {
       results.push(result);
       console.log(
@@ -41,6 +43,17 @@ ${rows.join("\n")}
   always holds. "one run" is sequential; "32 runs at once" sends one trigger to each of 32 runs per operation
   (units = decisions), so their commits are grouped into one transaction. The last two rows check D10: the cost of
   a trigger after 10 and after 10,000 prior triggers (target: at most 1.5× apart).
+- **HTTP** (loopback, two baselines and the real server, measured in the same run): 32 keep-alive connections in a
+  closed loop (each sends its next request when the previous answer arrives; node:http client in this process),
+  1 s warm-up. The Fastify echo (child process) returns the same \`scenario_next\` bodies; the raw SQLite baseline
+  commits one 1 KiB row per transaction in this process. The real server (\`decision-gate serve\` from source, child process)
+  has a SQLite run store (WAL, FULL), one bearer token and audit to a file; each connection drives its own run of the
+  release gate with a time threshold far in the future, so every request is a new recorded hold. \`/mcp\` is
+  stateless: each request is a lone \`tools/call\` POST with no \`initialize\` and no session (the server answers
+  with \`application/json\`; the SDK rejects requests whose \`Accept\` lacks \`text/event-stream\` with 406).
+  The ratios in the names are decisions/s over the echo's requests/s and over the raw commits/s.
+
+${httpTargets(results)}
 `;
 }
 
