@@ -33,7 +33,7 @@ export function createServerLogger(settings: LogSettings, stream: NodeJS.Writabl
   if (usePretty(settings.format, stream)) {
     return pino(base, pretty({ destination: stream, sync: true, colorize: isTerminal(stream) }));
   }
-  return pino(base, stream === process.stderr ? pino.destination({ fd: 2, sync: true }) : stream);
+  return pino(base, stream === process.stderr ? pino.destination({ dest: 2, sync: true }) : stream);
 }
 
 function usePretty(format: LogSettings["format"], stream: NodeJS.WritableStream): boolean {
