@@ -1,4 +1,3 @@
-import { createPublicKey } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type Command, InvalidArgumentError } from "commander";
@@ -12,9 +11,8 @@ import { prettyJson } from "../actions/sorted-json.js";
 import { evaluateStage356 } from "../actions/stage356.js";
 import { STAGE355_FILE_NAMES, seriesTimestamp, TIMESTAMP_PATTERN } from "../actions/stage356-format.js";
 import { STAGE357_FILE_NAMES, type Stage357Result, stage357Files } from "../actions/stage357-documents.js";
-import { type ManifestSigner, rawPublicKey } from "../core/runpack/signature.js";
-import { isValidPublicKey } from "../evidence/trust/ed25519.js";
-import { loadPublicKey } from "../evidence/trust/keys.js";
+import type { ManifestSigner } from "../core/runpack/signature.js";
+import { loadVerifyKey } from "./keys.js";
 
 interface ActionOptions {
   receipt?: string;
@@ -122,21 +120,6 @@ function resultLine({ receipt }: Stage357Result): string {
     `${receipt.enforcement.mode}, exit ${receipt.enforcement.exit_code});`,
     `failed checks: ${failed.length === 0 ? "none" : failed.join(",")}`,
   ].join(" ");
-}
-
-/** An Ed25519 public key: SPKI PEM, or what trusted key files hold (32 raw bytes or base64 text). */
-async function loadVerifyKey(path: string): Promise<Uint8Array> {
-  const bytes = await readRequired(path, "public key");
-  const text = Buffer.from(bytes).toString("latin1");
-  if (bytes.length === 32 || !text.trimStart().startsWith("-----BEGIN")) return loadPublicKey(path);
-  // Only an SPKI public key: node would also derive one from a private key, which a verifier should never hold.
-  try {
-    const key = text.includes("-----BEGIN PUBLIC KEY-----") ? rawPublicKey(createPublicKey(text)) : undefined;
-    if (key !== undefined && isValidPublicKey(key)) return key;
-  } catch {
-    // Not a usable PEM public key: reported below.
-  }
-  throw new Error(`invalid ed25519 public key: ${path}`);
 }
 
 function timestamp(value: string): string {

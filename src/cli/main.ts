@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey } from "node:crypto";
+import { createPrivateKey } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { Command, CommanderError, Option } from "commander";
@@ -11,14 +11,11 @@ import type { VerificationReport } from "../core/runpack/manifest.js";
 import {
   ed25519Signer,
   type ManifestSigner,
-  rawPublicKey,
   signatureFileName,
   writeManifestSignature,
 } from "../core/runpack/signature.js";
 import { ScenarioSpec } from "../core/spec/schema.js";
 import { decode } from "../core/wire/common.js";
-import { isValidPublicKey } from "../evidence/trust/ed25519.js";
-import { loadPublicKey } from "../evidence/trust/keys.js";
 import { parseJson } from "../json/parse.js";
 import type { JsonValue } from "../json/value.js";
 import { canonicalJson } from "../json/write.js";
@@ -27,6 +24,7 @@ import { startServer } from "../server/app.js";
 import { allowNonLoopbackFromEnv } from "../server/serve-policy.js";
 import { registerActionCommands } from "./action.js";
 import { createMcpClient, type McpClientOptions } from "./client.js";
+import { loadVerifyKey } from "./keys.js";
 
 export const VERSION = "0.1.0";
 
@@ -220,26 +218,6 @@ async function loadSigningKey(path: string): Promise<ManifestSigner> {
   } catch {
     throw new CliFailure(`signing key must be an Ed25519 private key in PKCS#8 PEM: ${path}`);
   }
-}
-
-/** An Ed25519 public key: SPKI PEM, or what trusted key files hold (32 raw bytes or base64 text). */
-async function loadVerifyKey(path: string): Promise<Uint8Array> {
-  const bytes = await readFile(path).catch(() => {
-    throw new CliFailure(`unable to read public key: ${path}`);
-  });
-  const isPem = bytes.length !== 32 && bytes.toString("latin1").trimStart().startsWith("-----BEGIN");
-  return isPem ? publicKeyFromPem(path, bytes) : loadPublicKey(path);
-}
-
-/** Only an SPKI public key: node would also derive one from a private key, which a verifier should never hold. */
-function publicKeyFromPem(path: string, pem: Buffer): Uint8Array {
-  try {
-    const key = pem.includes("-----BEGIN PUBLIC KEY-----") ? rawPublicKey(createPublicKey(pem)) : undefined;
-    if (key !== undefined && isValidPublicKey(key)) return key;
-  } catch {
-    // Not a usable PEM public key: reported as below.
-  }
-  throw new CliFailure(`invalid ed25519 public key: ${path}`);
 }
 
 function markdownReport(report: VerificationReport): string {

@@ -1,4 +1,4 @@
-import type { Comparator } from "../../core/spec/schema.js";
+import { COMPARATORS, type Comparator } from "../../core/spec/schema.js";
 import type { JsonObject } from "../../json/value.js";
 import type { CheckContract, ProviderContract } from "./schema.js";
 
@@ -46,24 +46,7 @@ const NUMERIC_COMPARATORS: Comparator[] = [
 const BOOLEAN_COMPARATORS: Comparator[] = ["equals", "not_equals", "in_set", "exists", "not_exists"];
 const TEXT_COMPARATORS: Comparator[] = ["equals", "not_equals", "contains", "in_set", "exists", "not_exists"];
 const PRESENCE_COMPARATORS: Comparator[] = ["exists", "not_exists"];
-const ALL_COMPARATORS: Comparator[] = [
-  "equals",
-  "not_equals",
-  "greater_than",
-  "greater_than_or_equal",
-  "less_than",
-  "less_than_or_equal",
-  "lex_greater_than",
-  "lex_greater_than_or_equal",
-  "lex_less_than",
-  "lex_less_than_or_equal",
-  "contains",
-  "in_set",
-  "deep_equals",
-  "deep_not_equals",
-  "exists",
-  "not_exists",
-];
+const ALL_COMPARATORS: Comparator[] = [...COMPARATORS];
 
 const TRIGGER_TIME_ANCHORS = ["trigger_time_unix_millis", "trigger_time_logical"];
 const JSON_CONTENT = ["application/json"];
