@@ -4,12 +4,13 @@ import { benchSignedEvidence } from "./evidence.js";
 import { benchHttp } from "./http.js";
 import { httpTargets } from "./http-report.js";
 import type { BenchResult } from "./measure.js";
+import { benchRunpack } from "./runpack.js";
 import { benchStore } from "./store.js";
 
 /** `npm run bench`: runs every benchmark in one process and rewrites docs/PERFORMANCE.md. */
 async function main(): Promise<void> {
   const results: BenchResult[] = [];
-  for (const bench of [benchSignedEvidence, benchStore, benchHttp]) {
+  for (const bench of [benchSignedEvidence, benchStore, benchRunpack, benchHttp]) {
     for (const result of [await bench()].flat()) {
       results.push(result);
       console.log(
@@ -40,9 +41,19 @@ ${rows.join("\n")}
   each operation runs the trust pipeline (signature and evidence-hash checks with strict Ed25519) ten times,
   so units are evidence evaluations. Memory store, no transport.
 - **sqlite store**: \`scenario_next\` through the control plane on a SQLite file with one time condition that
-  always holds. "one run" is sequential; "32 runs at once" sends one trigger to each of 32 runs per operation
-  (units = decisions), so their commits are grouped into one transaction. The last two rows check D10: the cost of
+  never passes, so every trigger is a recorded hold. "one run" is sequential; "32 runs at once" sends one trigger
+  to each of 32 runs per operation (units = decisions), so their commits are grouped into one transaction. The last two rows check D10: the cost of
   a trigger after 10 and after 10,000 prior triggers (target: at most 1.5× apart).
+- **runpack**: export and verify of one run of 10,000 recorded holds (the sqlite store's gate), built through the
+  control plane on a SQLite file (WAL, FULL) with action receipts on; building it is untimed setup. Export is
+  \`runpack_export\` with \`[runtime_actions] include_in_runpack\` and no embedded verifier report: load the run
+  state and receipts from the store, then \`buildRunpack\` into a fresh directory. Verify is \`runpack_verify\`
+  (\`verifyRunpackDirectory\`, receipt chain included) on that directory and must report \`pass\`. Report is
+  \`decision-gate runpack report\` without the file write: verification, reading the logs and rendering the HTML
+  page (its size is in the name). Each is timed at
+  least 3 times after one warm-up (\`BENCH_SECONDS\` bounds further repetitions), so p99 is the slowest; units are
+  decisions. The name gives the runpack's size on disk and the largest rise of peak RSS (Linux VmHWM, reset before
+  each call) above the RSS at the call's start.
 - **HTTP** (loopback, two baselines and the real server, measured in the same run): 32 keep-alive connections in a
   closed loop (each sends its next request when the previous answer arrives; node:http client in this process),
   1 s warm-up. The Fastify echo (child process) returns the same \`scenario_next\` bodies; the raw SQLite baseline

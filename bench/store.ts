@@ -1,29 +1,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ControlPlane } from "../src/core/run/control-plane.js";
-import { ScenarioSpec } from "../src/core/spec/schema.js";
-import { decode } from "../src/core/wire/common.js";
-import { createTimeProvider } from "../src/evidence/builtin/time.js";
-import { EvidencePipeline } from "../src/evidence/pipeline.js";
-import { parseJson } from "../src/json/parse.js";
-import { openSqliteDatabase, type SqliteDatabase, type SyncMode } from "../src/store/sqlite/database.js";
-import { SqliteRunStateStore } from "../src/store/sqlite/run-state.js";
+import type { SyncMode } from "../src/store/sqlite/database.js";
 import { type BenchResult, measure } from "./measure.js";
-
-/** One stage whose gate is one `time.after` condition that never passes, so every trigger is a recorded hold. */
-const SPEC = decode(
-  ScenarioSpec,
-  parseJson(`{
-    "scenario_id": "bench", "namespace_id": 2, "spec_version": "1", "default_tenant_id": null,
-    "policies": [], "schemas": [],
-    "conditions": [{"condition_id": "after", "query": {"provider_id": "time", "check_id": "after",
-      "params": {"timestamp": 1000000000}}, "comparator": "equals", "expected": true, "policy_tags": []}],
-    "stages": [{"stage_id": "wait", "entry_packets": [], "advance_to": {"kind": "terminal"},
-      "gates": [{"gate_id": "g", "requirement": {"Condition": "after"}}], "timeout": null, "on_timeout": "fail"}]
-  }`),
-  "spec",
-);
+import { openPlane, RunDriver } from "./plane.js";
 
 /** Runs whose per-trigger cost is measured at 10 prior triggers; enough that measuring adds few to each. */
 const SHORT_RUNS = 1000;
@@ -31,47 +11,6 @@ const SHORT_HISTORY = 10;
 const LONG_HISTORY = 10_000;
 /** Concurrent runs, as with the 32 connections of the HTTP target (README §8). */
 const CONCURRENT_RUNS = 32;
-
-/** A run driven by `scenario_next` with fresh trigger ids and increasing logical times. */
-class RunDriver {
-  private triggers = 0;
-
-  constructor(
-    private readonly plane: ControlPlane,
-    private readonly runId: string,
-  ) {}
-
-  async start(): Promise<void> {
-    const config = { tenant_id: 1n, namespace_id: 2n, run_id: this.runId, scenario_id: "bench" };
-    await this.plane.start({ ...config, dispatch_targets: [], policy_tags: [] }, { kind: "logical", value: 0n }, false);
-  }
-
-  /** Continues a run that already has `triggers` triggers (after reopening the file). */
-  resumeAt(triggers: number): this {
-    this.triggers = triggers;
-    return this;
-  }
-
-  async next(): Promise<void> {
-    this.triggers++;
-    const result = await this.plane.next({
-      run_id: this.runId,
-      tenant_id: 1n,
-      namespace_id: 2n,
-      trigger_id: `t-${this.triggers}`,
-      agent_id: "bench",
-      time: { kind: "logical", value: BigInt(this.triggers) },
-      correlation_id: null,
-    });
-    if (result.decision.outcome.kind !== "hold") throw new Error("the bench gate must hold");
-  }
-}
-
-function openPlane(path: string, sync: SyncMode): { db: SqliteDatabase; plane: ControlPlane } {
-  const db = openSqliteDatabase({ path, journal_mode: "wal", sync_mode: sync, busy_timeout_ms: 5000 });
-  const evidence = new EvidencePipeline({ providers: [createTimeProvider()] });
-  return { db, plane: new ControlPlane(SPEC, { store: new SqliteRunStateStore(db), evidence }) };
-}
 
 /**
  * `scenario_next` decisions per second through the control plane (no transport): `runs` runs each get one

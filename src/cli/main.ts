@@ -1,12 +1,12 @@
 import { createPrivateKey } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { access, readFile, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import { configJsonSchema } from "../config/json-schema.js";
 import { loadConfig } from "../config/load.js";
 import { DecisionGateError } from "../core/errors.js";
 import { RunState } from "../core/run/schema.js";
-import { buildRunpack } from "../core/runpack/builder.js";
+import { buildRunpack, DEFAULT_MANIFEST_NAME } from "../core/runpack/builder.js";
 import type { VerificationReport } from "../core/runpack/manifest.js";
 import {
   ed25519Signer,
@@ -20,6 +20,9 @@ import { parseJson } from "../json/parse.js";
 import type { JsonValue } from "../json/value.js";
 import { canonicalJson } from "../json/write.js";
 import { FilesystemRunpack, verifyRunpackDirectory } from "../runpack/filesystem.js";
+import { renderReportHtml } from "../runpack/report/html.js";
+import { loadRunpackForReport } from "../runpack/report/load.js";
+import { buildReportModel } from "../runpack/report/model.js";
 import { startServer } from "../server/app.js";
 import { allowNonLoopbackFromEnv } from "../server/serve-policy.js";
 import { registerActionCommands } from "./action.js";
@@ -27,6 +30,8 @@ import { createMcpClient, type McpClientOptions } from "./client.js";
 import { loadVerifyKey } from "./keys.js";
 
 export const VERSION = "0.1.0";
+/** The manifest name `runpack export` writes by default (the server's tools write `manifest.json`). */
+const EXPORT_MANIFEST_NAME = "runpack.json";
 
 /** Thrown for failures the CLI reports on one stderr line with exit code 1. */
 class CliFailure extends Error {}
@@ -68,7 +73,7 @@ export function buildProgram(): Command {
     .requiredOption("--spec <path>", "scenario spec (JSON)")
     .requiredOption("--state <path>", "run state (JSON)")
     .requiredOption("--output-dir <dir>", "directory to write the runpack to")
-    .option("--manifest-name <file>", "manifest file name", "runpack.json")
+    .option("--manifest-name <file>", "manifest file name", EXPORT_MANIFEST_NAME)
     .option("--with-verification", "verify the written runpack and include the report")
     .addOption(new Option("--generated-at-unix-ms <ms>", "generation time (default: now)").argParser(nonNegative))
     .option("--sign-key <path>", "sign the manifest with this Ed25519 private key (PKCS#8 PEM)")
@@ -80,6 +85,14 @@ export function buildProgram(): Command {
     .addOption(new Option("--format <format>", "report format").choices(["json", "markdown"]).default("json"))
     .option("--verify-key <path>", "require a manifest signature by this Ed25519 public key (raw, base64 or SPKI PEM)")
     .action(verifyRunpack);
+  runpack
+    .command("report")
+    .description("Write a self-contained HTML audit report of a runpack (verification first, then the run)")
+    .argument("<dir>", "runpack directory")
+    .requiredOption("--html <file>", "where to write the HTML page (- for standard output)")
+    .option("--manifest-name <file>", "manifest file name (default: manifest.json, else runpack.json)")
+    .option("--verify-key <path>", "require a manifest signature by this Ed25519 public key (raw, base64 or SPKI PEM)")
+    .action(reportRunpack);
 
   const tools = program.command("mcp").description("Call a running server").command("tools");
   withClientOptions(tools.command("list")).action(async (options: ClientFlags) => {
@@ -206,6 +219,35 @@ async function verifyRunpack(options: {
   const report = await verifyRunpackDirectory(dir, manifestPath, { verifyKey });
   process.stdout.write(options.format === "json" ? `${canonicalJson(report)}\n` : markdownReport(report));
   if (report.status !== "pass") process.exitCode = 1;
+}
+
+async function reportRunpack(dir: string, options: { html: string; manifestName?: string; verifyKey?: string }) {
+  const verifyKey = options.verifyKey === undefined ? undefined : await loadVerifyKey(options.verifyKey);
+  const root = resolve(dir);
+  const manifestName = options.manifestName ?? (await defaultManifestName(root));
+  const loaded = await loadRunpackForReport(root, manifestName, { verifyKey });
+  const page = renderReportHtml(buildReportModel(loaded), { generator: `decision-gate ${VERSION} runpack report` });
+  const status = loaded.verification.status;
+  if (options.html === "-") process.stdout.write(page);
+  else {
+    await writeFile(options.html, page);
+    process.stdout.write(`Runpack report written to ${resolve(options.html)} (verification: ${status})\n`);
+  }
+  if (status !== "pass") process.exitCode = 1;
+}
+
+/** The server writes `manifest.json`, `runpack export` defaults to `runpack.json`: take whichever exists. */
+async function defaultManifestName(root: string): Promise<string> {
+  for (const name of [DEFAULT_MANIFEST_NAME, EXPORT_MANIFEST_NAME]) {
+    if (
+      await access(join(root, name)).then(
+        () => true,
+        () => false,
+      )
+    )
+      return name;
+  }
+  throw new CliFailure(`no manifest.json or runpack.json in ${root}; name the manifest with --manifest-name`);
 }
 
 /** An Ed25519 private key in PKCS#8 PEM, as `openssl genpkey -algorithm ed25519` writes it. */

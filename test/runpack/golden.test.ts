@@ -34,8 +34,8 @@ function filesUnder(root: string): string[] {
     .sort();
 }
 
-/** Replays the recorded flow of a golden runpack (inputs from its README) and exports it. */
-async function reproduce(fixture: string, runId: string, issueEntryPackets: boolean): Promise<string> {
+/** Replays the recorded flow of a golden runpack (inputs from its README). */
+async function replay(fixture: string, runId: string, issueEntryPackets: boolean) {
   const spec = decode(ScenarioSpec, readSharedJson(`${GOLDEN}/${fixture}/artifacts/scenario_spec.json`), "spec");
   const store = new MemoryRunStateStore();
   // The reference exports raw values whatever its disclosure policy says; this project records them only when
@@ -62,6 +62,12 @@ async function reproduce(fixture: string, runId: string, issueEntryPackets: bool
 
   const state = await store.load(runConfig);
   if (state === undefined) throw new Error("run vanished");
+  return { spec, state };
+}
+
+/** Replays a golden runpack's flow and exports it. */
+async function reproduce(fixture: string, runId: string, issueEntryPackets: boolean): Promise<string> {
+  const { spec, state } = await replay(fixture, runId, issueEntryPackets);
   const out = tempDir();
   const runpack = new FilesystemRunpack(out);
   const { report } = await buildRunpack(spec, state, runpack, {
@@ -90,6 +96,20 @@ describe("golden runpacks are reproduced byte for byte", () => {
       expect(await verifyRunpackDirectory(produced)).toEqual({ status: "pass", checked_files: 8n, errors: [] });
     });
   }
+});
+
+describe("runpack export limits", () => {
+  it("refuses an artifact larger than the verifier reads, and writes nothing", async () => {
+    const { spec, state } = await replay("golden_time_after_pass", "run-1", false);
+    const [first] = state.triggers;
+    if (first === undefined) throw new Error("no trigger recorded");
+    first.event.payload = { kind: "json", value: "x".repeat(16 * 1024 * 1024) };
+    const out = tempDir();
+    await expect(
+      buildRunpack(spec, state, new FilesystemRunpack(out), { generatedAt: { kind: "logical", value: 10n } }),
+    ).rejects.toThrow(/^artifact too large: artifacts\/triggers\.json \(\d+ > 16777216\)/);
+    expect(filesUnder(out)).toEqual([]);
+  });
 });
 
 describe("runpack verification", () => {

@@ -12,6 +12,7 @@ import {
   type ArtifactRecord,
   type FileHashEntry,
   MANIFEST_VERSION,
+  MAX_RUNPACK_ARTIFACT_BYTES,
   manifestBytes,
   RUN_LOG_ARTIFACTS,
   type RunLogKind,
@@ -68,14 +69,19 @@ export async function buildRunpack(
     throw new RunpackError("spec_hash_mismatch", "hashing error: run state spec hash mismatch");
   }
   const manifestName = options.manifestName ?? DEFAULT_MANIFEST_NAME;
-  const artifacts: ArtifactRecord[] = [];
   const extras = (options.extraArtifacts ?? []).map(({ path, value }): [string, ArtifactKind, unknown] => [
     path,
     "custom",
     value,
   ]);
-  for (const [path, kind, value] of [...runArtifacts(spec, state), ...extras]) {
-    artifacts.push(await writeArtifact(sink, path, kind, value));
+  // Every artifact is encoded and size-checked before the first write, so a refused export leaves nothing behind.
+  const encoded = [...runArtifacts(spec, state), ...extras].map(([path, kind, value]) =>
+    encodeArtifact(path, kind, value),
+  );
+  const artifacts: ArtifactRecord[] = [];
+  for (const { record, bytes } of encoded) {
+    await sink.write(record.path, bytes);
+    artifacts.push(record);
   }
   let manifest = manifestFor(spec, state, options, artifacts);
   await writeManifest(sink, manifestName, manifest);
@@ -84,16 +90,36 @@ export async function buildRunpack(
   // The report covers the files just written; the unlisted-file check belongs to whoever verifies the directory.
   const { reader } = options.verification;
   const report = await verifyRunpack(manifest, { read: (path, maxBytes) => reader.read(path, maxBytes) });
-  artifacts.push(await writeArtifact(sink, VERIFIER_REPORT_PATH, "verifier_report", report));
+  const reportArtifact = encodeArtifact(VERIFIER_REPORT_PATH, "verifier_report", report);
+  await sink.write(VERIFIER_REPORT_PATH, reportArtifact.bytes);
+  artifacts.push(reportArtifact.record);
   manifest = manifestFor(spec, state, options, artifacts);
   await writeManifest(sink, manifestName, manifest);
   return { manifest, report };
 }
 
-async function writeArtifact(sink: RunpackSink, path: string, kind: ArtifactKind, value: unknown) {
+/**
+ * An artifact's canonical bytes and manifest record. An artifact larger than the verifier reads is refused here:
+ * this project's runs can outgrow the reference's 16 MiB state limit (D10), and a runpack that no verifier accepts
+ * must not be written.
+ */
+function encodeArtifact(path: string, kind: ArtifactKind, value: unknown): { record: ArtifactRecord; bytes: Buffer } {
   const bytes = Buffer.from(canonicalJson(value as JsonValue), "utf8");
-  await sink.write(path, bytes);
-  return { artifact_id: path, kind, path, content_type: "application/json", hash: hashBytes(bytes), required: true };
+  if (bytes.length > MAX_RUNPACK_ARTIFACT_BYTES) {
+    throw new RunpackError(
+      "artifact_too_large",
+      `artifact too large: ${path} (${bytes.length} > ${MAX_RUNPACK_ARTIFACT_BYTES}); the run is too long for one runpack`,
+    );
+  }
+  const record = {
+    artifact_id: path,
+    kind,
+    path,
+    content_type: "application/json",
+    hash: hashBytes(bytes),
+    required: true,
+  };
+  return { record, bytes };
 }
 
 async function writeManifest(sink: RunpackSink, name: string, manifest: RunpackManifest): Promise<void> {

@@ -115,6 +115,18 @@ const DEFAULT_DOCS: readonly DefaultDocSeed[] = [
     role: "pattern",
     description: "From npm install to a completed, verified release gate in five minutes.",
   },
+  {
+    file: "MCP_CLIENTS.md",
+    slug: "mcp-clients",
+    role: "pattern",
+    description: "Connecting Claude Desktop, the MCP Inspector, the MCP SDK and /rpc clients, with troubleshooting.",
+  },
+  {
+    file: "PRESETS.md",
+    slug: "presets",
+    role: "pattern",
+    description: "The shipped presets: what each is for, its settings, how to start it and derive your own.",
+  },
 ];
 
 /** The file every candidate default docs folder must contain. */
