@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import type { Readable, Writable } from "node:stream";
 import { receiptLog } from "../actions/receipt-log.js";
@@ -25,6 +25,7 @@ import { RateLimiter } from "./rate-limit.js";
 import { ToolRouter } from "./router.js";
 import { checkBindPolicy, ServePolicyError } from "./serve-policy.js";
 import type { ServerServices } from "./services.js";
+import { startupNotices } from "./startup-notices.js";
 import { serveStdio } from "./stdio.js";
 
 export interface ServeOptions {
@@ -72,7 +73,8 @@ export async function startServer(loaded: LoadedConfig, options: ServeOptions): 
     const observers = { audit, metrics, log };
     const services = buildServices(config, stores, evidence, signingKeys, observers);
     for (const warning of services.docs?.catalog.warnings ?? []) notice(`decision-gate: WARNING: ${warning}`);
-    notice(postureLine(config));
+    const configModifiedMs = loaded.path === null ? null : (await stat(loaded.path)).mtimeMs;
+    for (const line of startupNotices(config, { configModifiedMs, nowMs: Date.now() })) notice(line);
     if (config.dev.permissive) {
       audit.security({
         unsafe_client_correlation_id: null,
@@ -255,15 +257,4 @@ function runpackRoot(config: DecisionGateConfig): string {
     );
   }
   return storage.root;
-}
-
-/** The startup line that states the security posture (interface §8.1). */
-function postureLine(config: DecisionGateConfig): string {
-  const { server } = config;
-  return (
-    `decision-gate: INFO: security posture: transport=${server.transport}, auth=${server.auth.mode}, ` +
-    `allow_default_namespace=${config.namespace.allow_default}, dev_permissive=${config.dev.permissive}, ` +
-    `registry.allow_local_only=${config.schema_registry.acl.allow_local_only}, ` +
-    `registry.require_signing=${config.schema_registry.acl.require_signing}, validation.strict=${config.validation.strict}`
-  );
 }
