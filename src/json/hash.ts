@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import type { JsonValue } from "./value.js";
 import { canonicalBytes } from "./write.js";
 
@@ -7,8 +7,9 @@ export interface HashDigest {
   value: string;
 }
 
+/** Strings are hashed as UTF-8. One-shot `crypto.hash` (Node ≥ 20.12): about half the cost of a `Hash` object. */
 export function sha256Hex(bytes: Uint8Array | string): string {
-  return createHash("sha256").update(bytes).digest("hex");
+  return hash("sha256", bytes, "hex");
 }
 
 export function hashBytes(bytes: Uint8Array): HashDigest {

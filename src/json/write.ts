@@ -41,7 +41,14 @@ function write(value: JsonValue, sorted: boolean): string {
       return writeFloat(value);
   }
   if (value instanceof Uint8Array) return `[${value.join(",")}]`;
-  if (Array.isArray(value)) return `[${value.map((item) => write(item, sorted)).join(",")}]`;
+  if (Array.isArray(value)) {
+    let out = "[";
+    for (let index = 0; index < value.length; index++) {
+      if (index > 0) out += ",";
+      out += write(value[index] as JsonValue, sorted);
+    }
+    return `${out}]`;
+  }
   if (isJsonObject(value)) return writeObject(value, sorted);
   throw new HashError("non_finite_float", `failed to canonicalize json: unsupported value ${typeof value}`);
 }
@@ -52,17 +59,59 @@ function writeFloat(value: number): string {
 }
 
 function writeObject(value: JsonObject, sorted: boolean): string {
-  const members: Array<[string, JsonValue]> = [];
-  for (const key of Object.keys(value)) {
+  const keys = Object.keys(value);
+  const shape = sorted ? sortedShape(keys) : undefined;
+  let out = "{";
+  for (let index = 0; index < keys.length; index++) {
+    const key = (shape === undefined ? keys[index] : shape.keys[index]) as string;
     const member = value[key];
-    if (member !== undefined) members.push([escapeString(key), member]);
+    if (member === undefined) continue;
+    if (out.length > 1) out += ",";
+    out += shape === undefined ? escapeString(key) : shape.escaped[index];
+    out += ":";
+    out += write(member, sorted);
   }
-  if (sorted) members.sort(compareEscapedKeys);
-  return `{${members.map(([key, member]) => `${key}:${write(member, sorted)}`).join(",")}}`;
+  return `${out}}`;
+}
+
+/** An object's keys in canonical order, with their escaped text. */
+interface Shape {
+  keys: string[];
+  escaped: string[];
+}
+
+/**
+ * Canonical key orders by the object's own key list: records of one kind share a few shapes, so each is sorted
+ * once. Bounded, since keys can come from callers' payloads: at most `MAX_SHAPES` key lists (the map is cleared
+ * when full) of at most `MAX_SIGNATURE` characters each; longer ones are sorted every time.
+ */
+const SHAPES = new Map<string, Shape>();
+const MAX_SHAPES = 1024;
+const MAX_SIGNATURE = 1024;
+
+function sortedShape(keys: string[]): Shape {
+  // Length-prefixed, so distinct key lists never share a signature.
+  let signature = "";
+  for (const key of keys) {
+    signature += `${key.length}:${key}`;
+    if (signature.length > MAX_SIGNATURE) return sortKeys(keys);
+  }
+  let shape = SHAPES.get(signature);
+  if (shape === undefined) {
+    shape = sortKeys(keys);
+    if (SHAPES.size >= MAX_SHAPES) SHAPES.clear();
+    SHAPES.set(signature, shape);
+  }
+  return shape;
+}
+
+function sortKeys(keys: string[]): Shape {
+  const members = keys.map((key) => [escapeString(key), key] as const).sort(compareEscapedKeys);
+  return { keys: members.map(([, key]) => key), escaped: members.map(([escaped]) => escaped) };
 }
 
 /** Orders escaped keys (quotes included) by their UTF-8 bytes, as serde_jcs's byte-keyed map does. */
-function compareEscapedKeys([a]: [string, JsonValue], [b]: [string, JsonValue]): number {
+function compareEscapedKeys([a]: readonly [string, string], [b]: readonly [string, string]): number {
   if (isAscii(a) && isAscii(b)) return a < b ? -1 : a > b ? 1 : 0;
   return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
 }

@@ -83,9 +83,11 @@ export function createHttpApp(
     reply.raw.once("close", () => inflight--);
   });
 
-  app.setErrorHandler((error, request: TaggedRequest, reply) =>
-    sendError(reply, settings, requestError(error), request),
-  );
+  // Audit lines of a refused request (e.g. an unauthenticated one) are written before the refusal is sent, too.
+  app.setErrorHandler(async (error, request: TaggedRequest, reply) => {
+    await hooks.audit.flush();
+    return sendError(reply, settings, requestError(error), request);
+  });
 
   app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/metrics", async (_request, reply) =>
@@ -100,11 +102,9 @@ export function createHttpApp(
     const info = requestInfo(request, settings.transport);
     const body = bodyOf(request);
     const outcome = await handleDgMessage(router, body, info);
-    if (outcome.error?.kind === "unauthenticated" && settings.bearerChallenge) {
-      reply.header("www-authenticate", 'Bearer realm="decision-gate"');
-    }
+    challengeIfUnauthenticated(reply, settings, outcome.error?.kind);
     const response = compactJson(outcome.response);
-    observeRequest(
+    await observeRequest(
       hooks,
       { ...info, requestId: outcome.requestId },
       {
@@ -121,6 +121,8 @@ export function createHttpApp(
 
   app.post("/mcp", async (request: TaggedRequest, reply) => {
     const parsed = parseMcpBody(bodyOf(request));
+    // Credentials that do not authenticate get HTTP 401 before the MCP server sees the request, as MCP clients expect.
+    router.admit(requestInfo(request, "http"), methodOf(parsed));
     const server = createMcpServer(router, () => requestInfo(request, "http", ids.next()), hooks);
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     reply.hijack();
@@ -206,8 +208,21 @@ function requestError(error: unknown): DecisionGateError | unknown {
   return error;
 }
 
+/** The JSON-RPC method of a single message, for the audit line of a request refused before it is handled. */
+function methodOf(message: unknown): string {
+  const method = (message as { method?: unknown } | undefined)?.method;
+  return typeof method === "string" ? method : "mcp";
+}
+
+function challengeIfUnauthenticated(reply: FastifyReply, settings: HttpSettings, kind: string | undefined): void {
+  if (kind === "unauthenticated" && settings.bearerChallenge) {
+    reply.header("www-authenticate", 'Bearer realm="decision-gate"');
+  }
+}
+
 function sendError(reply: FastifyReply, settings: HttpSettings, error: unknown, request: TaggedRequest) {
   const wire = toWireError(error);
+  challengeIfUnauthenticated(reply, settings, wire.kind);
   if (error instanceof InvalidCorrelationIdError) reply.removeHeader("x-correlation-id");
   const body = compactJson(errorResponse(null, wire, null));
   if (request.url.startsWith("/rpc")) return sendRpc(reply, settings, wire.httpStatus, body);

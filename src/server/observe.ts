@@ -9,7 +9,10 @@ export interface Observers {
   log: Logger;
 }
 
-/** Records one handled request: its `mcp_request` audit line, its request counter and a `debug` log line. */
+/**
+ * Records one handled request: its `mcp_request` audit line, its request counter and a `debug` log line. Resolves
+ * once the request's audit lines are written; transports await it before sending the response.
+ */
 export function observeRequest(
   observers: Observers,
   request: Pick<
@@ -17,7 +20,7 @@ export function observeRequest(
     "transport" | "dialect" | "peerIp" | "requestId" | "clientCorrelationId" | "serverCorrelationId"
   >,
   outcome: Parameters<typeof auditRequest>[2],
-): void {
+): Promise<void> {
   auditRequest(observers.audit, request, outcome);
   observers.metrics.request({
     dialect: request.dialect,
@@ -36,4 +39,5 @@ export function observeRequest(
     },
     "request handled",
   );
+  return observers.audit.flush();
 }

@@ -134,14 +134,31 @@ export class ToolRouter {
     try {
       auth = authenticate(this.auth, credentials);
     } catch (error) {
-      this.auditAuthz(request, action, null, error);
-      this.limits.rateLimiter?.take(`unauthenticated:${credentials.peerIp ?? credentials.transport}`);
-      throw error;
+      this.refuseUnauthenticated(request, action, error);
     }
     const context = { ...rest, action, auth };
     this.auditAuthz(request, action, auth, null);
     this.limits.rateLimiter?.take(`principal:${auth.principalId}`);
     return context;
+  }
+
+  /**
+   * Refuses, before any message is handled, a request whose credentials do not authenticate, so that an HTTP
+   * transport can answer 401. A refusal is audited and throttled as in `contextOf`; an accepted request records
+   * nothing here, since each message it carries is authenticated again when it is handled.
+   */
+  admit(request: RequestInfo, action: string): void {
+    try {
+      authenticate(this.auth, request.credentials);
+    } catch (error) {
+      this.refuseUnauthenticated(request, action, error);
+    }
+  }
+
+  private refuseUnauthenticated(request: RequestInfo, action: string, error: unknown): never {
+    this.auditAuthz(request, action, null, error);
+    this.limits.rateLimiter?.take(`unauthenticated:${request.credentials.peerIp ?? request.credentials.transport}`);
+    throw error;
   }
 
   /** Runs an authorization step, auditing a refusal. */

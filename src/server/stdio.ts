@@ -47,7 +47,11 @@ export async function serveStdio(
       certificateSubject: null,
     },
   });
-  if (dialect === "mcp") return serveMcpLines(stream, output, () => createMcpServer(router, requestInfo, observers));
+  if (dialect === "mcp") {
+    return serveMcpLines(jsonLines(stream, maxBodyBytes), output, () =>
+      createMcpServer(router, requestInfo, observers),
+    );
+  }
   for await (const frame of contentLengthFrames(stream, maxBodyBytes)) {
     const info = requestInfo();
     const outcome =
@@ -61,7 +65,7 @@ export async function serveStdio(
             error: toWireError(frame.problem),
           };
     const response = compactJson(outcome.response);
-    observeRequest(
+    await observeRequest(
       observers,
       { ...info, requestId: outcome.requestId },
       {
@@ -127,6 +131,42 @@ async function* contentLengthFrames(chunks: AsyncIterable<Buffer>, maxBodyBytes:
   }
 }
 
+/**
+ * Splits newline-delimited input into lines of bytes (so a UTF-8 character split across reads stays whole). A
+ * line longer than `maxBodyBytes` yields a problem and is skipped up to its newline; blank lines are dropped.
+ */
+async function* jsonLines(chunks: AsyncIterable<Buffer>, maxBodyBytes: number): AsyncGenerator<Frame> {
+  let buffer: Buffer = Buffer.alloc(0);
+  let skipping = false;
+  for await (const chunk of chunks) {
+    const scanFrom = buffer.length;
+    buffer = buffer.length === 0 ? chunk : Buffer.concat([buffer, chunk]);
+    let start = 0;
+    for (let newline = buffer.indexOf(0x0a, scanFrom); newline !== -1; newline = buffer.indexOf(0x0a, start)) {
+      const line = buffer.subarray(start, newline);
+      start = newline + 1;
+      if (skipping) skipping = false;
+      else if (line.length > maxBodyBytes) yield { problem: lineTooLarge() };
+      else if (!isBlank(line)) yield { body: line };
+    }
+    buffer = buffer.subarray(start);
+    if (!skipping && buffer.length > maxBodyBytes) {
+      yield { problem: lineTooLarge() };
+      skipping = true;
+    }
+    if (skipping) buffer = Buffer.alloc(0);
+  }
+  if (!skipping && !isBlank(buffer)) yield { body: buffer };
+}
+
+function lineTooLarge(): LimitError {
+  return new LimitError("request_too_large", "request body too large");
+}
+
+function isBlank(bytes: Buffer): boolean {
+  return firstByteIndex(bytes) === bytes.length;
+}
+
 /** The end of a header block: a blank line, with CRLF or LF line ends. */
 function headerEnd(buffer: Buffer): { start: number; end: number } | null {
   const crlf = buffer.indexOf("\r\n\r\n");
@@ -173,12 +213,8 @@ async function* prepend(first: Buffer, rest: AsyncIterator<Buffer>): AsyncGenera
 }
 
 /** Standard MCP on stdio: the SDK server over a transport that reads lines losslessly. */
-async function serveMcpLines(
-  chunks: AsyncIterable<Buffer>,
-  output: Writable,
-  createServer: () => Server,
-): Promise<void> {
-  const transport = new LineTransport(chunks, output);
+async function serveMcpLines(lines: AsyncIterable<Frame>, output: Writable, createServer: () => Server): Promise<void> {
+  const transport = new LineTransport(lines, output);
   const server = createServer();
   const closed = new Promise<void>((resolve) => {
     server.onclose = resolve;
@@ -194,7 +230,7 @@ class LineTransport implements Transport {
   onmessage?: (message: JSONRPCMessage) => void;
 
   constructor(
-    private readonly chunks: AsyncIterable<Buffer>,
+    private readonly lines: AsyncIterable<Frame>,
     private readonly output: Writable,
   ) {}
 
@@ -211,24 +247,25 @@ class LineTransport implements Transport {
   }
 
   private async pump(): Promise<void> {
-    let pending = "";
-    for await (const chunk of this.chunks) {
-      pending += chunk.toString("utf8");
-      const lines = pending.split("\n");
-      pending = lines.pop() ?? "";
-      for (const line of lines) this.receive(line);
+    for await (const line of this.lines) {
+      if ("problem" in line) this.reject(line.problem);
+      else this.receive(line.body);
     }
-    if (pending.trim().length > 0) this.receive(pending);
     await this.close();
   }
 
-  private receive(line: string): void {
-    if (line.trim().length === 0) return;
+  private receive(line: Buffer): void {
     try {
-      this.onmessage?.(sdkMessage(parseJsonBytes(Buffer.from(line, "utf8"))) as JSONRPCMessage);
+      this.onmessage?.(sdkMessage(parseJsonBytes(line)) as JSONRPCMessage);
     } catch (error) {
       if (!(error instanceof JsonParseError)) throw error;
       void this.send({ jsonrpc: "2.0", id: null, error: { code: -32700, message: "parse error" } } as never);
     }
+  }
+
+  /** A line that could not be read answers with the typed error, as an id-less JSON-RPC error. */
+  private reject(problem: Error): void {
+    const { code, message } = toWireError(problem);
+    void this.send({ jsonrpc: "2.0", id: null, error: { code, message } } as never);
   }
 }

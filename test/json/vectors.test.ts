@@ -42,3 +42,29 @@ describe("spec_hash vectors", () => {
     });
   }
 });
+
+describe("canonical key order", () => {
+  /** The reference rule, written out: members sorted by the UTF-8 bytes of their escaped key text. */
+  function reference(value: Record<string, unknown>): string {
+    const members = Object.keys(value).map((key) => [JSON.stringify(key), key] as const);
+    members.sort(([a], [b]) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    return `{${members.map(([escaped, key]) => `${escaped}:${JSON.stringify(value[key])}`).join(",")}}`;
+  }
+
+  it("is the same for every insertion order and for key lists that only concatenate alike", () => {
+    const objects: Array<Record<string, unknown>> = [
+      { b: 1, a: 2, c: 3 },
+      { c: 3, a: 2, b: 1 },
+      { "1:a": 1, b: 2 },
+      { "1": 1, "a1:b": 2 },
+      { é: 1, z: 2, "\u0001": 3, '"': 4 },
+      { z: 2, é: 1, '"': 4, "\u0001": 3 },
+      { ["k".repeat(2000)]: 1, a: 2 },
+      { a: 2, ["k".repeat(2000)]: 1 },
+    ];
+    for (let round = 0; round < 2; round++) {
+      for (const object of objects) expect(canonicalJson(object as never)).toBe(reference(object));
+    }
+    expect(canonicalJson({ b: 1, a: undefined, c: 2 } as never)).toBe('{"b":1,"c":2}');
+  });
+});

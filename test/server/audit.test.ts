@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -411,7 +412,8 @@ describe("audit destinations", () => {
       const stderr = capture();
       const log = createAuditLog(settings, { stderr: stderr.stream, now: () => NOW });
       log.mcpRequest({ ...mcpRequest, request_id: requestId });
-      // Synchronous destination: the line is on disk before the call returns.
+      // Batched: the line is written by `flush()` (which transports await before answering), at the latest.
+      await log.flush();
       expect(readFileSync(path, "utf8")).toContain(`"request_id":"${requestId}"`);
       log.toolAuthz(toolAuthzDeny);
       await log.close();
@@ -422,6 +424,47 @@ describe("audit destinations", () => {
       ["mcp_request", "1"],
       ["mcp_request", "2"],
     ]);
+  });
+
+  it("writes the file in batches: on flush, at the end of the event-loop turn, and on close", async () => {
+    const path = join(directory, "batched", "audit.jsonl");
+    const log = createAuditLog({ ...ENABLED, path }, { stderr: capture().stream, now: () => NOW });
+    const requestIds = () => linesOf(readFileSync(path, "utf8")).map((line) => line.request_id);
+    log.mcpRequest({ ...mcpRequest, request_id: "1" });
+    log.tenantAuthz({ ...tenantAuthz, request_id: "1" });
+    expect(readFileSync(path, "utf8")).toBe("");
+    const flushed = log.flush();
+    log.mcpRequest({ ...mcpRequest, request_id: "2" });
+    await flushed;
+    expect(requestIds()).toEqual(["1", "1", "2"]);
+    log.mcpRequest({ ...mcpRequest, request_id: "3" });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(requestIds()).toEqual(["1", "1", "2", "3"]);
+    log.mcpRequest({ ...mcpRequest, request_id: "4" });
+    await log.close();
+    expect(requestIds()).toEqual(["1", "1", "2", "3", "4"]);
+  });
+
+  it("writes buffered lines when the process exits, also after an uncaught exception", async () => {
+    const audit = new URL("../../src/server/audit.ts", import.meta.url).href;
+    const tsx = new URL("../../node_modules/tsx/dist/esm/index.mjs", import.meta.url).pathname;
+    for (const [name, ending] of [
+      ["exit", "process.exit(3);"],
+      ["throw", "throw new Error('boom');"],
+    ] as const) {
+      const path = join(directory, `exit-${name}.jsonl`);
+      const script = [
+        `import { createAuditLog } from ${JSON.stringify(audit)};`,
+        `const log = createAuditLog({ enabled: true, path: ${JSON.stringify(path)}, logPrecheckPayloads: false });`,
+        `log.security(${JSON.stringify({ ...security, server_correlation_id: name })});`,
+        ending,
+      ].join("\n");
+      const child = spawnSync(process.execPath, ["--import", tsx, "--input-type=module", "-e", script], {
+        encoding: "utf8",
+      });
+      expect(child.status, child.stderr).toBe(name === "exit" ? 3 : 1);
+      expect(linesOf(readFileSync(path, "utf8")).map((line) => line.server_correlation_id)).toEqual([name]);
+    }
   });
 
   it("fails with a config error when the audit file cannot be opened", () => {

@@ -176,6 +176,55 @@ describe("durable state behind the real server", () => {
     await restarted.stop();
   });
 
+  it(
+    "has the audit lines of every answered request on disk when killed with SIGKILL",
+    { timeout: 60_000 },
+    async () => {
+      const dir = configDir(`${CONFIG}\n[server.audit]\nenabled = true\npath = "logs/audit.jsonl"\n`);
+      dirs.push(dir);
+      const server = await serve(dir);
+      await defineAndStart(server);
+      const answered: string[] = [];
+      let stop = false;
+      const burst = async (lane: number) => {
+        for (let i = 0; !stop; i++) {
+          try {
+            const response = await fetch(`${server.url}/rpc`, {
+              method: "POST",
+              body: compactJson({
+                jsonrpc: "2.0",
+                id: 1n,
+                method: "tools/call",
+                params: { name: "scenario_next", arguments: nextArgs(`lane${lane}-${i}`, 10 + i) },
+              }),
+            });
+            await response.text();
+            answered.push(response.headers.get("x-server-correlation-id") ?? "missing");
+          } catch {
+            return;
+          }
+        }
+      };
+      const lanes = Promise.all([0, 1, 2, 3, 4, 5, 6, 7].map(burst));
+      await new Promise((resolve) => setTimeout(resolve, 800));
+      await server.stop("SIGKILL");
+      stop = true;
+      await lanes;
+      expect(answered.length).toBeGreaterThan(20);
+      const lines = readFileSync(join(dir, "logs/audit.jsonl"), "utf8")
+        .split("\n")
+        .filter((line) => line !== "")
+        .map((line) => JSON.parse(line) as { event: string; server_correlation_id: string });
+      const logged = (event: string) =>
+        new Set(lines.filter((line) => line.event === event).map((line) => line.server_correlation_id));
+      const [requests, authz] = [logged("mcp_request"), logged("tenant_authz")];
+      for (const id of answered) {
+        expect(requests.has(id), id).toBe(true);
+        expect(authz.has(id), id).toBe(true);
+      }
+    },
+  );
+
   it("fails closed, naming the run, when a stored record was altered", { timeout: 60_000 }, async () => {
     const dir = stateDir();
     const server = await serve(dir);

@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -82,6 +83,56 @@ describe("stdio", () => {
     expect(responses.map((response) => response.id)).toEqual([0, 1, 2]);
     expect(responses[0].result.serverInfo.name).toBe("decision-gate");
     expect(responses[2].result.structuredContent).toEqual({ providers: [] });
+  });
+
+  it("reads MCP lines as bytes: a character split across reads stays whole, an oversized line is refused", async () => {
+    const dir = configDir('[server]\ntransport = "stdio"\nmax_body_bytes = 200\n');
+    cleanup.push(dir);
+    const child = spawn(
+      CLI_COMMAND.command,
+      [...CLI_COMMAND.args, "serve", "--config", join(dir, "decision-gate.toml")],
+      {
+        stdio: ["pipe", "pipe", "pipe"],
+      },
+    );
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    const output = { stdout: "", stderr: "" };
+    child.stdout.on("data", (chunk) => {
+      output.stdout += chunk.toString();
+    });
+    child.stderr.on("data", (chunk) => {
+      output.stderr += chunk.toString();
+    });
+    const until = async (ready: () => boolean) => {
+      while (!ready()) await new Promise((resolve) => setTimeout(resolve, 20));
+    };
+    const lineCount = () => output.stdout.split("\n").length - 1;
+    // Each piece is written only once the server is waiting for input, so it arrives as a read of its own.
+    await until(() => output.stderr.includes("security posture"));
+    const pause = () => new Promise((resolve) => setTimeout(resolve, 100));
+    const ping = Buffer.from(`${JSON.stringify({ jsonrpc: "2.0", id: "café-☕", method: "ping" })}\n`);
+    const split = ping.indexOf(Buffer.from("☕")) + 1;
+    child.stdin.write(ping.subarray(0, split));
+    await pause();
+    child.stdin.write(ping.subarray(split));
+    await until(() => lineCount() === 1);
+    const oversized = JSON.stringify({ jsonrpc: "2.0", id: 2, method: "ping", params: { pad: "x".repeat(300) } });
+    child.stdin.write(oversized.slice(0, 150));
+    await pause();
+    child.stdin.write(`${oversized.slice(150)}\n`);
+    await until(() => lineCount() === 2);
+    child.stdin.end(`${JSON.stringify({ jsonrpc: "2.0", id: 3, method: "ping" })}\n`);
+    expect(await exited).toBe(0);
+    expect(
+      output.stdout
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line)),
+    ).toEqual([
+      { jsonrpc: "2.0", id: "café-☕", result: {} },
+      { jsonrpc: "2.0", id: null, error: { code: -32070, message: "request body too large" } },
+      { jsonrpc: "2.0", id: 3, result: {} },
+    ]);
   });
 });
 

@@ -184,13 +184,25 @@ bearer_tokens = ["t0ken-a", "t0ken-b"]
       }
     };
     expect((await call({ authorization: "Bearer t0ken-a" })).isError).toBeFalsy();
-    const denied = await call({});
-    expect(denied.isError).toBe(true);
-    expect(JSON.parse((denied.content as Array<{ text: string }>)[0]?.text ?? "")).toEqual({
-      code: -32001,
-      kind: "unauthenticated",
-      message: "unauthenticated",
+    await expect(call({})).rejects.toMatchObject({ code: 401 });
+    await expect(call({ authorization: "Bearer wrong" })).rejects.toMatchObject({ code: 401 });
+    const initialize = {
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } },
+    };
+    const refused = await fetch(`${server.url}/mcp`, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
+      body: JSON.stringify(initialize),
     });
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get("www-authenticate")).toBe('Bearer realm="decision-gate"');
+    expect(await refused.json()).toMatchObject({ id: null, error: { code: -32001, message: "unauthenticated" } });
+    expect(server.stderr()).toMatch(
+      /"event":"mcp_tool_authz".*"action":"initialize".*"decision":"deny"|"decision":"deny".*"action":"initialize"/,
+    );
   });
 
   it("stdio is local only: another auth mode on stdio is a configuration error", async () => {

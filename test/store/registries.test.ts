@@ -315,6 +315,45 @@ describe("SQLite registries", () => {
     expect(await define(new SqliteScenarioRegistry(after), scenario("gate"))).toEqual({ created: false });
   });
 
+  it("serve a verified scenario from memory, frozen, and see definitions made by other connections", async () => {
+    const db = tempDatabase();
+    const other = openSqliteDatabase({ path: db.path, journal_mode: "wal", sync_mode: "full", busy_timeout_ms: 5000 });
+    cleanup.push(() => other.close());
+    const scenarios = new SqliteScenarioRegistry(db);
+    await define(scenarios, scenario("gate"));
+    const first = await scenarios.get(1n, 2n, "gate");
+    expect(first?.spec).toEqual(scenario("gate"));
+    expect(await scenarios.get(1n, 2n, "gate")).toBe(first);
+    expect(Object.isFrozen(first?.spec.stages[0])).toBe(true);
+    // Another process defines tenant 1's own "gate": it shadows the cached namespace-wide one at once.
+    const own = scenario("gate", { default_tenant_id: 1n, spec_version: "own" });
+    await define(new SqliteScenarioRegistry(other), own);
+    expect((await scenarios.get(1n, 2n, "gate"))?.spec_hash).toEqual(specHash(own));
+    expect(await scenarios.get(3n, 2n, "gate")).toBe(first);
+    expect(await scenarios.get(1n, 2n, "missing")).toBeUndefined();
+  });
+
+  it("keep at most the configured number of verified scenarios, and still fail closed on a changed row", async () => {
+    const db = tempDatabase();
+    const scenarios = new SqliteScenarioRegistry(db, 1);
+    await define(scenarios, scenario("gate"));
+    await define(scenarios, scenario("other"));
+    const gate = await scenarios.get(1n, 2n, "gate");
+    expect(await scenarios.get(1n, 2n, "gate")).toBe(gate);
+    expect((await scenarios.get(1n, 2n, "other"))?.scenario_id).toBe("other");
+    const again = await scenarios.get(1n, 2n, "gate");
+    expect(again).not.toBe(gate);
+    expect(again).toEqual(gate);
+    // Cached or not, a row whose bytes changed is verified again.
+    db.prepare(
+      "UPDATE scenarios SET spec_json = CAST(replace(CAST(spec_json AS TEXT), 'review', 'reviex') AS BLOB)",
+    ).run();
+    await expect(scenarios.get(1n, 2n, "gate")).rejects.toMatchObject({
+      code: "store_corrupt",
+      message: "scenario registry corrupt: */2/gate: hash mismatch",
+    });
+  });
+
   it("fail closed on a stored row that does not match its hash", async () => {
     const db = tempDatabase();
     const scenarios = new SqliteScenarioRegistry(db);

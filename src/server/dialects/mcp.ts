@@ -47,15 +47,18 @@ export function createMcpServer(router: ToolRouter, requestInfo: () => RequestIn
     const info = requestInfo();
     const args = (request.params.arguments ?? {}) as JsonValue;
     const { result, failure } = await callTool(router, request.params.name, args, info);
-    recordRequest(observers, info, "tools/call", request.params.name, failure);
+    await recordRequest(observers, info, "tools/call", request.params.name, failure);
     return result;
   });
   if (router.resourcesEnabled) {
+    // No `mcp_request` line, but the router's `mcp_tool_authz` line is written before the answer, as for tools.
     server.setRequestHandler(ListResourcesRequestSchema, () =>
-      guarded(() => router.resourcesList(requestInfo()) as never),
+      guarded(() => router.resourcesList(requestInfo()) as never).finally(() => observers.audit.flush()),
     );
     server.setRequestHandler(ReadResourceRequestSchema, (request) =>
-      guarded(() => router.resourcesRead(request.params as unknown as JsonValue, requestInfo()) as never),
+      guarded(() => router.resourcesRead(request.params as unknown as JsonValue, requestInfo()) as never).finally(() =>
+        observers.audit.flush(),
+      ),
     );
   }
   return server;
@@ -89,15 +92,15 @@ async function callTool(router: ToolRouter, name: string, args: JsonValue, info:
   }
 }
 
-/** Writes the `mcp_request` audit line of one MCP request. */
+/** Writes the `mcp_request` audit line of one MCP request; resolves once the request's audit lines are written. */
 function recordRequest(
   observers: Observers,
   info: RequestInfo,
   method: string,
   tool: string | null,
   error: WireError | null,
-) {
-  observeRequest(observers, info, {
+): Promise<void> {
+  return observeRequest(observers, info, {
     method,
     tool,
     error,
@@ -117,10 +120,10 @@ async function audited<T>(
 ): Promise<T> {
   try {
     const result = await work();
-    recordRequest(observers, info, method, tool, null);
+    await recordRequest(observers, info, method, tool, null);
     return result;
   } catch (error) {
-    recordRequest(observers, info, method, tool, toWireError(error));
+    await recordRequest(observers, info, method, tool, toWireError(error));
     throw error;
   }
 }

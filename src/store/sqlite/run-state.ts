@@ -134,6 +134,25 @@ interface ChainedRecord extends EncodedRecord {
   prevHash: string;
 }
 
+/**
+ * The newest record of a run as this process last wrote or verified it, with the chain tip it ends. While a run's
+ * head still names that tip, `open` compares the stored tail with it byte for byte instead of decoding and hashing
+ * it again (a differing byte, column or link falls back to the full check, and so still fails closed).
+ */
+interface KnownTail {
+  chainTip: string;
+  position: number;
+  kind: string;
+  seq: number;
+  lookups: Lookups;
+  bytes: Uint8Array;
+  sha256: string;
+  prevHash: string;
+}
+
+/** Runs whose tails are remembered (each costs about one record's bytes). */
+const KNOWN_TAILS = 4096;
+
 const RECORD_COLUMNS =
   "position, kind, seq, trigger_id, decision_id, submission_id, record_json, record_sha256, prev_hash";
 
@@ -205,6 +224,8 @@ interface PendingCommit {
   expectedVersion: number;
   change: RunChange;
   encoded: EncodedRecord[];
+  /** Set by `apply` when the commit appended records: the run's new newest record. */
+  tail?: KnownTail;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -213,6 +234,8 @@ export class SqliteRunStateStore implements RunStateStore {
   private readonly statements: Statements;
   private readonly receipts: SqliteReceipts;
   private readonly pending: PendingCommit[] = [];
+  /** Tails written or verified by this store, by run key text, least recently used first. */
+  private readonly knownTails = new Map<string, KnownTail>();
 
   constructor(private readonly db: SqliteDatabase) {
     this.statements = prepareStatements(db);
@@ -241,9 +264,11 @@ export class SqliteRunStateStore implements RunStateStore {
     return this.db.query(LABEL, () => {
       const row = this.statements.head.get(...keyParams(key));
       if (row === undefined) return undefined;
+      const run = runKeyText(key);
       const records = new RunRecords(this.db, this.statements, key, row);
-      records.verifyTail();
-      return new SqliteRunSession(records, this.receipts, row.run_pk, runKeyText(key));
+      const tail = records.verifyTail(this.knownTails.get(run));
+      this.rememberTail(run, tail);
+      return new SqliteRunSession(records, this.receipts, row.run_pk, run);
     });
   }
 
@@ -279,14 +304,19 @@ export class SqliteRunStateStore implements RunStateStore {
       return false;
     }
     for (const item of batch) {
-      if (failures.has(item)) item.reject(failures.get(item));
-      else item.resolve();
+      if (failures.has(item)) {
+        item.reject(failures.get(item));
+      } else {
+        if (item.tail !== undefined) this.rememberTail(runKeyText(item.key), item.tail);
+        item.resolve();
+      }
     }
     return [...failures.values()].some((error) => error instanceof StaleRunVersionError);
   };
 
   /** One commit: the head must still be at the expected version; records extend the chain; the version bumps. */
-  private apply({ key, expectedVersion, change, encoded }: PendingCommit): void {
+  private apply(item: PendingCommit): void {
+    const { key, expectedVersion, change, encoded } = item;
     const row = this.statements.head.get(...keyParams(key));
     if (row === undefined) throw new StaleRunVersionError(key);
     const current = verifiedFields(key, row);
@@ -302,6 +332,20 @@ export class SqliteRunStateStore implements RunStateStore {
     this.insertRecords(row.run_pk, chained.records);
     this.receipts.insert(row.run_pk, change.receipts ?? []);
     this.statements.updateHead.run({ ...fields, head_hash: headHash(fields), run_pk: row.run_pk });
+    const last = chained.records.at(-1);
+    // Remembered only once the transaction has committed (see flushPending).
+    if (last !== undefined) item.tail = knownTail(last, chained.chainTip);
+  }
+
+  /** Keeps `tail` as the run's newest record (undefined: nothing to remember, e.g. an empty log). */
+  private rememberTail(run: string, tail: KnownTail | undefined): void {
+    this.knownTails.delete(run);
+    if (tail === undefined) return;
+    this.knownTails.set(run, tail);
+    if (this.knownTails.size > KNOWN_TAILS) {
+      const oldest = this.knownTails.keys().next().value;
+      if (oldest !== undefined) this.knownTails.delete(oldest);
+    }
   }
 
   async load(key: RunKey): Promise<RunState | undefined> {
@@ -340,21 +384,42 @@ class RunRecords {
     this.head = this.verifiedHead();
   }
 
-  /** The newest record must exist, check out and end the chain the head points to (catches a cut-off log). */
-  verifyTail(): void {
+  /**
+   * The newest record must exist, check out and end the chain the head points to (catches a cut-off log). When it
+   * is exactly `known` (every column and byte equal, and the head names the same chain tip), it was checked or
+   * written by this store already and is not decoded again. Returns the tail as verified, for next time.
+   */
+  verifyTail(known?: KnownTail): KnownTail | undefined {
     const total = totalOf(this.head.counts);
     if (total === 0) {
       if (this.row.chain_tip !== genesisHash(this.key)) throw this.corrupt("chain tip does not match an empty log");
-      return;
+      return undefined;
     }
     const tail = this.statements.atPosition.get(this.row.run_pk, total);
     if (tail === undefined) throw this.corrupt(`log truncated: record ${total} missing`);
+    if (known !== undefined && known.chainTip === this.row.chain_tip && sameTail(known, tail)) {
+      if (tail.seq === this.head.counts[LOG_OF[this.kindOf(tail)]]) return known;
+    }
     const kind = this.kindOf(tail);
     if (tail.seq !== this.head.counts[LOG_OF[kind]]) throw this.corrupt(`record ${total}: not the last ${kind}`);
     this.verifyRecord(tail, kind);
     if (linkHash(tail.prev_hash, tail) !== this.row.chain_tip) {
       throw this.corrupt(`record ${total}: chain tip does not match the head`);
     }
+    return knownTail(
+      {
+        position: tail.position,
+        kind,
+        seq: tail.seq,
+        trigger_id: tail.trigger_id,
+        decision_id: tail.decision_id,
+        submission_id: tail.submission_id,
+        bytes: tail.record_json as Uint8Array,
+        sha256: tail.record_sha256,
+        prevHash: tail.prev_hash,
+      },
+      this.row.chain_tip,
+    );
   }
 
   first<K extends RecordKind>(kind: K, triggerId: string): RecordTypes[K] | undefined {
@@ -531,6 +596,39 @@ class SqliteRunSession implements RunSession {
   async issuedPacketIds(): Promise<string[]> {
     return this.records.allOf("packet").map((packet) => packet.envelope.packet_id);
   }
+}
+
+/** The columns of a record row that `sameTail` compares, whether just written or just verified. */
+type TailColumns = Lookups & Pick<ChainedRecord, "position" | "seq" | "prevHash" | "sha256"> & { kind: string };
+
+function knownTail(record: TailColumns & { bytes: Uint8Array }, chainTip: string): KnownTail {
+  const { trigger_id, decision_id, submission_id } = record;
+  return {
+    chainTip,
+    position: record.position,
+    kind: record.kind,
+    seq: record.seq,
+    lookups: { trigger_id, decision_id, submission_id },
+    bytes: record.bytes,
+    sha256: record.sha256,
+    prevHash: record.prevHash,
+  };
+}
+
+/** Whether a stored row is exactly the remembered tail: every column, and the record's bytes. */
+function sameTail(known: KnownTail, row: RecordRow): boolean {
+  return (
+    row.position === known.position &&
+    row.kind === known.kind &&
+    row.seq === known.seq &&
+    row.trigger_id === known.lookups.trigger_id &&
+    row.decision_id === known.lookups.decision_id &&
+    row.submission_id === known.lookups.submission_id &&
+    row.record_sha256 === known.sha256 &&
+    row.prev_hash === known.prevHash &&
+    row.record_json instanceof Uint8Array &&
+    Buffer.compare(row.record_json, known.bytes) === 0
+  );
 }
 
 function keyParams(key: RunKey): [string, string, string] {
