@@ -6,10 +6,9 @@ import { pathToFileURL } from "node:url";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createMcpClient } from "../../src/cli/client.js";
-import { ed25519Signer, writeManifestSignature } from "../../src/core/runpack/signature.js";
 import { parseJson } from "../../src/json/parse.js";
 import type { JsonObject } from "../../src/json/value.js";
-import { FilesystemRunpack, readManifest } from "../../src/runpack/filesystem.js";
+import { signRunpackManifest } from "../support/runpacks.js";
 import { runCli, type ServerProcess, startServerProcess } from "../support/server-process.js";
 
 /*
@@ -132,13 +131,7 @@ beforeAll(async () => {
   server = await startServerProcess(CONFIG);
   await recordRun(server.url);
   const { publicKey, privateKey } = FIXED_SIGNING_KEY;
-  const runpack = new FilesystemRunpack(runpackDir);
-  await writeManifestSignature(
-    runpack,
-    "manifest.json",
-    await readManifest(runpack, "manifest.json"),
-    ed25519Signer(privateKey),
-  );
+  await signRunpackManifest(runpackDir, privateKey);
   publicKeyPath = join(work, "signer.pub.pem");
   writeFileSync(publicKeyPath, publicKey.export({ format: "pem", type: "spki" }));
   if (haveChromium) {

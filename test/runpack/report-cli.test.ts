@@ -3,8 +3,7 @@ import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ed25519Signer, writeManifestSignature } from "../../src/core/runpack/signature.js";
-import { FilesystemRunpack, readManifest } from "../../src/runpack/filesystem.js";
+import { signRunpackManifest } from "../support/runpacks.js";
 import { runCli } from "../support/server-process.js";
 
 /* `decision-gate runpack report` as a command: manifest lookup, signature states, exit codes, unreadable input. */
@@ -25,13 +24,7 @@ function copyOfGolden(name: string): string {
 
 async function sign(dir: string, manifestName = "manifest.json") {
   const { publicKey, privateKey } = generateKeyPairSync("ed25519");
-  const runpack = new FilesystemRunpack(dir);
-  await writeManifestSignature(
-    runpack,
-    manifestName,
-    await readManifest(runpack, manifestName),
-    ed25519Signer(privateKey),
-  );
+  await signRunpackManifest(dir, privateKey, manifestName);
   const keyPath = join(work, `${dir.split("/").pop()}.pub.pem`);
   writeFileSync(keyPath, publicKey.export({ format: "pem", type: "spki" }));
   return {

@@ -27,7 +27,8 @@ import { sha256Hex } from "../../src/json/hash.js";
 import { parseJson } from "../../src/json/parse.js";
 import type { JsonValue } from "../../src/json/value.js";
 import { canonicalJson } from "../../src/json/write.js";
-import { FilesystemRunpack, readManifest, verifyRunpackDirectory } from "../../src/runpack/filesystem.js";
+import { FilesystemRunpack, verifyRunpackDirectory } from "../../src/runpack/filesystem.js";
+import { signRunpackManifest } from "../support/runpacks.js";
 import { harness, logical, nextRequest, runConfig } from "../support/scenarios.js";
 import { runCli } from "../support/server-process.js";
 import { sharedPath } from "../support/shared.js";
@@ -55,16 +56,6 @@ function copyOfGolden(): string {
 function ed25519Keys(): { privateKey: KeyObject; publicKey: Uint8Array } {
   const { privateKey, publicKey } = generateKeyPairSync("ed25519");
   return { privateKey, publicKey: rawPublicKey(publicKey) };
-}
-
-async function sign(dir: string, privateKey: KeyObject, manifestName = "manifest.json"): Promise<void> {
-  const runpack = new FilesystemRunpack(dir);
-  await writeManifestSignature(
-    runpack,
-    manifestName,
-    await readManifest(runpack, manifestName),
-    ed25519Signer(privateKey),
-  );
 }
 
 /** Decodes the manifest, applies `edit` and writes it back canonically (as the builder would). */
@@ -101,7 +92,7 @@ describe("manifest signatures", () => {
   it("signs beside the manifest, which stays byte-identical, and verifies with the key", async () => {
     const dir = copyOfGolden();
     const { privateKey, publicKey } = ed25519Keys();
-    await sign(dir, privateKey);
+    await signRunpackManifest(dir, privateKey);
     const manifest = readFileSync(join(dir, "manifest.json"));
     expect(manifest.equals(readFileSync(join(BACKCOMPAT, "manifest.json")))).toBe(true);
     const signatureFile = readFileSync(join(dir, signatureFileName("manifest.json")), "utf8");
@@ -133,7 +124,7 @@ describe("manifest signatures", () => {
   it("accepts unsigned runpacks, and ignores a signature, when no key is required", async () => {
     expect(await verifyRunpackDirectory(BACKCOMPAT)).toEqual(PASS_8);
     const dir = copyOfGolden();
-    await sign(dir, ed25519Keys().privateKey);
+    await signRunpackManifest(dir, ed25519Keys().privateKey);
     expect(await verifyRunpackDirectory(dir)).toEqual(PASS_8);
   });
 
@@ -149,7 +140,7 @@ describe("manifest signatures", () => {
   it("says a signature does not cover a manifest changed by one byte", async () => {
     const dir = copyOfGolden();
     const { privateKey, publicKey } = ed25519Keys();
-    await sign(dir, privateKey);
+    await signRunpackManifest(dir, privateKey);
     editText(join(dir, "manifest.json"), (text) => text.replace('"run_id":"run-1"', '"run_id":"run-7"'));
     expect((await verifyRunpackDirectory(dir, "manifest.json", { verifyKey: publicKey })).errors).toEqual([
       "manifest signature does not cover this manifest",
@@ -159,7 +150,7 @@ describe("manifest signatures", () => {
   it("refuses a signature whose manifest hash was updated to match a tampered manifest", async () => {
     const dir = copyOfGolden();
     const { privateKey, publicKey } = ed25519Keys();
-    await sign(dir, privateKey);
+    await signRunpackManifest(dir, privateKey);
     editText(join(dir, "manifest.json"), (text) => text.replace('"run_id":"run-1"', '"run_id":"run-7"'));
     const forged = { ...readSignature(dir), manifest_sha256: sha256Hex(readFileSync(join(dir, "manifest.json"))) };
     writeFileSync(join(dir, "manifest.json.sig.json"), canonicalJson(forged as unknown as JsonValue));
@@ -170,7 +161,7 @@ describe("manifest signatures", () => {
 
   it("names a signature by another key, and one that only claims the expected key", async () => {
     const dir = copyOfGolden();
-    await sign(dir, ed25519Keys().privateKey);
+    await signRunpackManifest(dir, ed25519Keys().privateKey);
     const expected = ed25519Keys().publicKey;
     const verify = () => verifyRunpackDirectory(dir, "manifest.json", { verifyKey: expected });
     expect((await verify()).errors).toEqual(["manifest signature key mismatch"]);
@@ -283,7 +274,7 @@ describe("stricter verification (D9)", () => {
 
   it("does not count the signature file as unexpected, but does count other files", async () => {
     const dir = copyOfGolden();
-    await sign(dir, ed25519Keys().privateKey);
+    await signRunpackManifest(dir, ed25519Keys().privateKey);
     writeFileSync(join(dir, "other.sig.json"), "{}");
     expect((await verifyRunpackDirectory(dir)).errors).toEqual(["unexpected file in runpack: other.sig.json"]);
   });

@@ -19,7 +19,7 @@ import type { LoadedRunpack, SignatureStatus } from "./load.js";
  */
 
 /** Longest JSON text shown for an expected or evidence value; longer text is cut with a note of its length. */
-export const MAX_VALUE_CHARS = 240;
+const MAX_VALUE_CHARS = 240;
 
 export interface ReportModel {
   verification: {
@@ -295,7 +295,7 @@ function submissionView(submission: SubmissionRecord): SubmissionView {
   };
 }
 
-export function formatTime(time: Timestamp): string {
+function formatTime(time: Timestamp): string {
   if (time.kind === "logical") return `logical ${time.value}`;
   const millis = Number(time.value);
   const date = new Date(millis);
