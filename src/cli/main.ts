@@ -1,4 +1,3 @@
-import { createPrivateKey } from "node:crypto";
 import { access, readFile, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { Command, CommanderError, Option } from "commander";
@@ -8,12 +7,7 @@ import { DecisionGateError } from "../core/errors.js";
 import { RunState } from "../core/run/schema.js";
 import { buildRunpack, DEFAULT_MANIFEST_NAME } from "../core/runpack/builder.js";
 import type { VerificationReport } from "../core/runpack/manifest.js";
-import {
-  ed25519Signer,
-  type ManifestSigner,
-  signatureFileName,
-  writeManifestSignature,
-} from "../core/runpack/signature.js";
+import { signatureFileName, writeManifestSignature } from "../core/runpack/signature.js";
 import { ScenarioSpec } from "../core/spec/schema.js";
 import { decode } from "../core/wire/common.js";
 import { parseJson } from "../json/parse.js";
@@ -23,6 +17,7 @@ import { FilesystemRunpack, verifyRunpackDirectory } from "../runpack/filesystem
 import { renderReportHtml } from "../runpack/report/html.js";
 import { loadRunpackForReport } from "../runpack/report/load.js";
 import { buildReportModel } from "../runpack/report/model.js";
+import { loadManifestSigner } from "../runpack/signing-key.js";
 import { startServer } from "../server/app.js";
 import { allowNonLoopbackFromEnv } from "../server/serve-policy.js";
 import { registerActionCommands } from "./action.js";
@@ -190,7 +185,7 @@ async function exportRunpack(options: {
   generatedAtUnixMs?: number;
   signKey?: string;
 }) {
-  const signer = options.signKey === undefined ? undefined : await loadSigningKey(options.signKey);
+  const signer = options.signKey === undefined ? undefined : await loadManifestSigner(options.signKey);
   const spec = decode(ScenarioSpec, await readJsonFile(options.spec), "spec");
   const state = decode(RunState, await readJsonFile(options.state), "state");
   const dir = resolve(options.outputDir);
@@ -248,18 +243,6 @@ async function defaultManifestName(root: string): Promise<string> {
       return name;
   }
   throw new CliFailure(`no manifest.json or runpack.json in ${root}; name the manifest with --manifest-name`);
-}
-
-/** An Ed25519 private key in PKCS#8 PEM, as `openssl genpkey -algorithm ed25519` writes it. */
-async function loadSigningKey(path: string): Promise<ManifestSigner> {
-  const pem = await readFile(path, "utf8").catch(() => {
-    throw new CliFailure(`unable to read signing key: ${path}`);
-  });
-  try {
-    return ed25519Signer(createPrivateKey(pem));
-  } catch {
-    throw new CliFailure(`signing key must be an Ed25519 private key in PKCS#8 PEM: ${path}`);
-  }
 }
 
 function markdownReport(report: VerificationReport): string {

@@ -297,7 +297,13 @@ export function resolveConfigPaths(config: DecisionGateConfig, baseDir: string):
     schema_registry: { ...config.schema_registry, path: atOptional(config.schema_registry.path) },
     docs: { ...config.docs, extra_paths: config.docs.extra_paths.map(at) },
     runpack_storage:
-      runpackStorage.type === "filesystem" ? { ...runpackStorage, root: at(runpackStorage.root) } : runpackStorage,
+      runpackStorage.type === "filesystem"
+        ? {
+            ...runpackStorage,
+            root: at(runpackStorage.root),
+            signing_key: runpackStorage.signing_key === undefined ? undefined : at(runpackStorage.signing_key),
+          }
+        : runpackStorage,
     providers: config.providers.map((entry) => resolveProviderPaths(entry, at)),
     runtime_actions: { ...config.runtime_actions, receipt_log: atOptional(config.runtime_actions.receipt_log) },
   };

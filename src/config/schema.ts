@@ -627,6 +627,12 @@ const FilesystemRunpackStorage = z
     root: filePath("runpack_storage.root")
       .default(DEFAULT_RUNPACK_ROOT)
       .describe("Directory that remote callers' runpack paths are confined to."),
+    signing_key: filePath("runpack_storage.signing_key")
+      .optional()
+      .describe(
+        "Ed25519 private key (PKCS#8 PEM) with which `runpack_export` signs every manifest it writes " +
+          "(`<manifest>.sig.json`); verify with `decision-gate runpack verify --verify-key`.",
+      ),
   })
   .describe("Local runpack directory (this project's default).");
 

@@ -6,8 +6,10 @@ import { receiptIssuer } from "../actions/receipts.js";
 import type { LoadedConfig } from "../config/load.js";
 import { type DecisionGateConfig, parseBind } from "../config/schema.js";
 import { createDispatchPolicy } from "../core/dispatch/policy.js";
+import type { ManifestSigner } from "../core/runpack/signature.js";
 import { buildEvidenceRuntime, type EvidenceRuntime } from "../evidence/registry.js";
 import { loadKeyring } from "../evidence/trust/keys.js";
+import { loadManifestSigner } from "../runpack/signing-key.js";
 import { openStores } from "../store/factory.js";
 import { createAuditLog } from "./audit.js";
 import { authSettings } from "./auth.js";
@@ -69,9 +71,10 @@ export async function startServer(loaded: LoadedConfig, options: ServeOptions): 
   try {
     evidence = await buildEvidenceRuntime(config, { cwd: loaded.baseDir });
     const signingKeys = await loadKeyring(config.schema_registry.acl.signing_keys, loaded.baseDir);
+    const runpackSigner = await runpackSignerOf(config);
     const metrics = new ServerMetrics();
     const observers = { audit, metrics, log };
-    const services = buildServices(config, stores, evidence, signingKeys, observers);
+    const services = buildServices(config, stores, evidence, { registry: signingKeys, runpackSigner }, observers);
     for (const warning of services.docs?.catalog.warnings ?? []) notice(`decision-gate: WARNING: ${warning}`);
     const configModifiedMs = loaded.path === null ? null : (await stat(loaded.path)).mtimeMs;
     for (const line of startupNotices(config, { configModifiedMs, nowMs: Date.now() })) notice(line);
@@ -174,7 +177,7 @@ function buildServices(
   config: DecisionGateConfig,
   stores: Awaited<ReturnType<typeof openStores>>,
   evidence: EvidenceRuntime,
-  signingKeys: ReadonlyMap<string, Uint8Array>,
+  keys: { registry: ReadonlyMap<string, Uint8Array>; runpackSigner: ManifestSigner | undefined },
   { audit, metrics, log }: Observers,
 ): ServerServices {
   const principals = new PrincipalDirectory(config.server.auth.principals);
@@ -225,12 +228,13 @@ function buildServices(
                 requirement: { anchor_type: entry.anchor_type, required_fields: [...entry.required_fields].sort() },
               })),
             },
+      signer: keys.runpackSigner,
     },
     schemaRegistry: {
       maxSchemaBytes: Number(config.schema_registry.max_schema_bytes),
       maxEntries: config.schema_registry.max_entries === undefined ? null : Number(config.schema_registry.max_entries),
       acl: new RegistryAcl(config.schema_registry.acl, principals),
-      signingKeys,
+      signingKeys: keys.registry,
     },
     providerDiscovery: {
       allowlist: config.provider_discovery.allowlist,
@@ -246,6 +250,13 @@ function buildServices(
         }
       : null,
   };
+}
+
+/** The signer of exported manifests, loaded now so that a bad key stops the server from starting. */
+async function runpackSignerOf(config: DecisionGateConfig): Promise<ManifestSigner | undefined> {
+  const storage = config.runpack_storage;
+  if (storage.type !== "filesystem" || storage.signing_key === undefined) return undefined;
+  return loadManifestSigner(storage.signing_key);
 }
 
 /** The directory runpacks are written under. Object-store runpack storage is not available in this server. */

@@ -5,6 +5,7 @@ import type { EvidenceSource } from "../core/run/evidence.js";
 import type { ReceiptIssuer } from "../core/run/receipts.js";
 import type { RunStateStore } from "../core/run/store.js";
 import type { AnchorPolicy, RunpackSecurity } from "../core/runpack/manifest.js";
+import type { ManifestSigner } from "../core/runpack/signature.js";
 import type { EvidenceRuntime } from "../evidence/registry.js";
 import type { ScenarioRegistry, SchemaRegistry } from "../store/registries.js";
 import type { AuditLog } from "./audit.js";
@@ -38,6 +39,8 @@ export interface ServerServices {
     root: string;
     security: RunpackSecurity;
     anchorPolicy: AnchorPolicy | undefined;
+    /** Signs every manifest `runpack_export` writes (`[runpack_storage] signing_key`). */
+    signer: ManifestSigner | undefined;
   };
   schemaRegistry: {
     maxSchemaBytes: number;

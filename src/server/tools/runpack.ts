@@ -4,6 +4,7 @@ import { z } from "zod";
 import { RECEIPTS_ARTIFACT_PATH } from "../../actions/receipts.js";
 import { NotFoundError, RunpackError } from "../../core/errors.js";
 import { buildRunpack, DEFAULT_MANIFEST_NAME } from "../../core/runpack/builder.js";
+import { writeManifestSignature } from "../../core/runpack/signature.js";
 import { decode, NamespaceId, nullable, TenantId, Timestamp } from "../../core/wire/common.js";
 import { FilesystemRunpack, verifyRunpackDirectory } from "../../runpack/filesystem.js";
 import type { CallContext } from "../context.js";
@@ -36,16 +37,20 @@ export function runpackTools(services: ServerServices, runtimes: ScenarioRuntime
         ? [{ path: RECEIPTS_ARTIFACT_PATH, value: await services.runs.loadReceipts(request) }]
         : [];
       const runpack = new FilesystemRunpack(dir);
-      const { manifest, report } = await withFilesystemErrors(() =>
-        buildRunpack(plane.spec, state, runpack, {
+      const manifestName = request.manifest_name ?? DEFAULT_MANIFEST_NAME;
+      const { signer } = services.runpacks;
+      const { manifest, report } = await withFilesystemErrors(async () => {
+        const built = await buildRunpack(plane.spec, state, runpack, {
           generatedAt: request.generated_at,
-          manifestName: request.manifest_name ?? DEFAULT_MANIFEST_NAME,
+          manifestName,
           anchorPolicy: services.runpacks.anchorPolicy,
           security: services.runpacks.security,
           verification: request.include_verification ? { reader: runpack } : undefined,
           extraArtifacts,
-        }),
-      );
+        });
+        if (signer !== undefined) await writeManifestSignature(runpack, manifestName, built.manifest, signer);
+        return built;
+      });
       return named ? { manifest, report } : { manifest, report, storage_uri: pathToFileURL(`${dir}/`).href };
     },
     async runpack_verify(args, context) {
