@@ -178,9 +178,7 @@ describe("audit events", () => {
     expectLine(plain, {
       event: "mcp_request",
       timestamp_ms: NOW,
-      request_id: "7",
-      unsafe_client_correlation_id: "client-1",
-      server_correlation_id: "dg-a-1",
+      ...correlation,
       transport: "http",
       peer_ip: "127.0.0.1",
       method: "tools_call",
@@ -243,9 +241,7 @@ describe("audit events", () => {
       subject: null,
       token_fingerprint: fingerprint(SECRET),
       reason: null,
-      request_id: "7",
-      unsafe_client_correlation_id: "client-1",
-      server_correlation_id: "dg-a-1",
+      ...correlation,
     });
     expectLine(deny, {
       event: "mcp_tool_authz",
@@ -257,9 +253,7 @@ describe("audit events", () => {
       subject: null,
       token_fingerprint: null,
       reason: "unauthenticated: invalid bearer token",
-      request_id: "7",
-      unsafe_client_correlation_id: "client-1",
-      server_correlation_id: "dg-a-1",
+      ...correlation,
     });
   });
 
@@ -269,9 +263,7 @@ describe("audit events", () => {
     expectLine(audit.lines()[0], {
       event: "tenant_authz",
       timestamp_ms: NOW,
-      request_id: "7",
-      unsafe_client_correlation_id: "client-1",
-      server_correlation_id: "dg-a-1",
+      ...correlation,
       tool: "scenario_start",
       allowed: true,
       reason: "noop_allow",
@@ -287,9 +279,7 @@ describe("audit events", () => {
     expectLine(audit.lines()[0], {
       event: "usage_audit",
       timestamp_ms: NOW,
-      request_id: "7",
-      unsafe_client_correlation_id: "client-1",
-      server_correlation_id: "dg-a-1",
+      ...correlation,
       tool: "evidence_query",
       tenant_id: "1",
       namespace_id: "2",
@@ -307,9 +297,7 @@ describe("audit events", () => {
     expectLine(audit.lines()[0], {
       event: "registry_audit",
       timestamp_ms: NOW,
-      request_id: "7",
-      unsafe_client_correlation_id: "client-1",
-      server_correlation_id: "dg-a-1",
+      ...correlation,
       tenant_id: "1",
       namespace_id: "9007199254740993",
       action: "register",

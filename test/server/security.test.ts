@@ -31,6 +31,19 @@ async function serve(config: string, args: string[] = []): Promise<ServerProcess
   return server;
 }
 
+/** A plain HTTP server on a free loopback port, followed by `tables` (more TOML). */
+const httpServer = (tables: string) => `
+[server]
+transport = "http"
+bind = "127.0.0.1:0"
+${tables}`;
+
+const mtlsAuth = (subject: string) => `
+[server.auth]
+mode = "mtls"
+mtls_subjects = ["${subject}"]
+`;
+
 const tlsTable = () => `
 [server.tls]
 cert_path = "${tls.serverCert}"
@@ -44,17 +57,16 @@ const codeOf = (body: string) =>
 
 describe("TLS and mTLS terminated in-process", () => {
   it("serves bearer-authenticated callers over HTTPS", async () => {
-    const server = await serve(`
-[server]
-transport = "http"
-bind = "127.0.0.1:0"
+    const server = await serve(
+      httpServer(`
 [server.auth]
 mode = "bearer_token"
 bearer_tokens = ["tls-token"]
 [server.tls]
 cert_path = "${tls.serverCert}"
 key_path = "${tls.serverKey}"
-`);
+`),
+    );
     expect(server.url).toMatch(/^https:/);
     const ok = await httpsPost(`${server.url}/rpc`, LIST, {
       ca: tls.caCert,
@@ -66,40 +78,19 @@ key_path = "${tls.serverKey}"
   });
 
   it("takes the mTLS subject from the verified certificate and ignores a spoofed header", async () => {
-    const agent = await serve(`
-[server]
-transport = "http"
-bind = "127.0.0.1:0"
-[server.auth]
-mode = "mtls"
-mtls_subjects = ["CN=agent-1,O=Example"]
-${tlsTable()}`);
+    const agent = await serve(httpServer(`${mtlsAuth("CN=agent-1,O=Example")}${tlsTable()}`));
     const withCertificate = { ca: tls.caCert, cert: tls.clientCert, key: tls.clientKey };
     expect(codeOf((await httpsPost(`${agent.url}/rpc`, LIST, withCertificate)).body)).toBe("ok");
     const spoofing = { ...withCertificate, headers: { "x-decision-gate-client-subject": "CN=admin" } };
     expect(codeOf((await httpsPost(`${agent.url}/rpc`, LIST, spoofing)).body)).toBe("ok");
 
-    const adminOnly = await serve(`
-[server]
-transport = "http"
-bind = "127.0.0.1:0"
-[server.auth]
-mode = "mtls"
-mtls_subjects = ["CN=admin"]
-${tlsTable()}`);
+    const adminOnly = await serve(httpServer(`${mtlsAuth("CN=admin")}${tlsTable()}`));
     const refused = await httpsPost(`${adminOnly.url}/rpc`, LIST, spoofing);
     expect([refused.status, codeOf(refused.body)]).toEqual([403, -32003n]);
   });
 
   it("refuses the handshake without a client certificate, or with one from an untrusted CA", async () => {
-    const server = await serve(`
-[server]
-transport = "http"
-bind = "127.0.0.1:0"
-[server.auth]
-mode = "mtls"
-mtls_subjects = ["CN=agent-1,O=Example"]
-${tlsTable()}`);
+    const server = await serve(httpServer(`${mtlsAuth("CN=agent-1,O=Example")}${tlsTable()}`));
     await expect(httpsPost(`${server.url}/rpc`, LIST, { ca: tls.caCert })).rejects.toThrow();
     await expect(
       httpsPost(`${server.url}/rpc`, LIST, { ca: tls.caCert, cert: tls.strangerCert, key: tls.strangerKey }),
@@ -108,16 +99,7 @@ ${tlsTable()}`);
 });
 
 describe("TLS terminated upstream", () => {
-  const upstream = (proxies: string) => `
-[server]
-transport = "http"
-bind = "127.0.0.1:0"
-tls_termination = "upstream"
-${proxies}
-[server.auth]
-mode = "mtls"
-mtls_subjects = ["CN=admin"]
-`;
+  const upstream = (proxies: string) => httpServer(`tls_termination = "upstream"\n${proxies}${mtlsAuth("CN=admin")}`);
 
   it("believes the subject header only from a trusted proxy", async () => {
     const anyProxy = await serve(upstream(""));
@@ -129,14 +111,7 @@ mtls_subjects = ["CN=admin"]
   });
 
   it("never believes the header when nothing terminates TLS for it", async () => {
-    const plain = await serve(`
-[server]
-transport = "http"
-bind = "127.0.0.1:0"
-[server.auth]
-mode = "mtls"
-mtls_subjects = ["CN=admin"]
-`);
+    const plain = await serve(httpServer(mtlsAuth("CN=admin")));
     const response = await fetch(`${plain.url}/rpc`, {
       method: "POST",
       body: LIST,
@@ -263,17 +238,16 @@ ${auth}
 
 describe("limits", () => {
   it("rate-limits each principal on its own (D7)", async () => {
-    const server = await serve(`
-[server]
-transport = "http"
-bind = "127.0.0.1:0"
+    const server = await serve(
+      httpServer(`
 [server.limits.rate_limit]
 max_requests = 5
 window_ms = 60000
 [server.auth]
 mode = "bearer_token"
 bearer_tokens = ["alpha", "beta"]
-`);
+`),
+    );
     const send = (token: string) =>
       fetch(`${server.url}/rpc`, { method: "POST", body: LIST, headers: { authorization: `Bearer ${token}` } });
     const statuses = [];
@@ -289,10 +263,8 @@ bearer_tokens = ["alpha", "beta"]
   });
 
   it("sheds load beyond max_inflight with 503 and a retryable -32072", async () => {
-    const server = await serve(`
-[server]
-transport = "http"
-bind = "127.0.0.1:0"
+    const server = await serve(
+      httpServer(`
 [server.limits]
 max_inflight = 1
 [[providers]]
@@ -300,7 +272,8 @@ name = "slow"
 type = "mcp"
 command = ["${process.execPath}", "${new URL("../fixtures/providers/reference-provider.mjs", import.meta.url).pathname}"]
 capabilities_path = "${new URL("../fixtures/providers/slow-contract.json", import.meta.url).pathname}"
-`);
+`),
+    );
     const slow = compactJson({
       jsonrpc: "2.0",
       id: 1n,
@@ -346,14 +319,13 @@ capabilities_path = "${new URL("../fixtures/providers/slow-contract.json", impor
 
 describe("hostile input", () => {
   it("gets a well-formed error for every malformed message on /rpc and /mcp, and changes nothing", async () => {
-    const server = await serve(`
-[server]
-transport = "http"
-bind = "127.0.0.1:0"
+    const server = await serve(
+      httpServer(`
 [[providers]]
 name = "time"
 type = "builtin"
-`);
+`),
+    );
     const rpc = async (body: string) => {
       const response = await fetch(`${server.url}/rpc`, { method: "POST", body });
       return { status: response.status, text: await response.text() };
