@@ -129,7 +129,8 @@ function timelineSection(timeline: readonly TimelineEntry[]): Html {
   );
   return html`<section id="timeline"><h2>Timeline</h2>
 <p class="muted">Triggers in log order, each with the gates it evaluated, the decision it produced and that decision's action receipt.</p>
-<table><thead><tr><th>seq</th><th>time</th><th>trigger</th><th>gates</th><th>decision</th><th>action</th></tr></thead>
+<table class="timeline"><colgroup><col class="col-seq"><col class="col-time"><col class="col-trigger"><col class="col-gates"><col class="col-decision"><col class="col-action"></colgroup>
+<thead><tr><th>seq</th><th>time</th><th>trigger</th><th>gates</th><th>decision</th><th>action</th></tr></thead>
 <tbody>${rows}</tbody></table>
 </section>`;
 }
@@ -240,6 +241,11 @@ dl.facts dt { color: var(--muted); }
 dl.facts dd { margin: 0; }
 .counts { display: flex; flex-wrap: wrap; gap: 8px 24px; list-style: none; padding: 0; margin: 12px 0 0; }
 table { border-collapse: collapse; width: 100%; }
+/* A fixed layout and off-screen rows left unrendered keep a timeline of thousands of rows quick to open. */
+table.timeline { table-layout: fixed; }
+.col-seq { width: 6%; } .col-time { width: 10%; } .col-trigger { width: 22%; }
+.col-gates { width: 18%; } .col-decision { width: 24%; } .col-action { width: 20%; }
+.timeline-row, .evaluation { content-visibility: auto; contain-intrinsic-size: auto 56px; }
 th, td { text-align: left; vertical-align: top; border-top: 1px solid var(--line); padding: 6px 8px; }
 th { color: var(--muted); font-weight: 600; }
 .tri, .outcome, .action { display: inline-block; padding: 0 6px; border-radius: 4px; font-size: 12px; font-weight: 600; color: #fff; }
