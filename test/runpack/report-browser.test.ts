@@ -278,7 +278,7 @@ describe.skipIf(!haveChromium)("runpack report in headless Chromium", () => {
     expect(await page.title()).toBe("Runpack report: release-audit / run-7");
     expect(requests).toEqual([]);
     // Off-screen parts render lazily (content-visibility); settle two frames so the screenshot is the same each run.
-    await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
+    await page.evaluate("new Promise((settled) => requestAnimationFrame(() => requestAnimationFrame(settled)))");
     writeFileSync(SCREENSHOT, await page.screenshot({ fullPage: true }));
     await page.close();
   });
