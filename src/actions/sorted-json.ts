@@ -2,6 +2,7 @@ import { DecisionGateError } from "../core/errors.js";
 import { sha256Hex } from "../json/hash.js";
 import { parseJsonBytes } from "../json/parse.js";
 import { isJsonObject, type JsonValue } from "../json/value.js";
+import { escapeString } from "../json/write.js";
 
 /*
  * The canonicalization of the Stage35x series (ecosystem §4.3): Python's
@@ -110,19 +111,4 @@ function asciiKey(key: string): string {
   if (!/^[\u0000-\u007f]*$/.test(key))
     throw new CanonicalizationRefusedError("non-ASCII object keys are not supported");
   return key;
-}
-
-const SHORT_ESCAPES: Record<number, string> = { 8: "\\b", 9: "\\t", 10: "\\n", 12: "\\f", 13: "\\r" };
-
-/** Python's `ensure_ascii=False` escaping: `"`, `\` and control characters (lowercase `\u00xx`), nothing else. */
-function escapeString(text: string): string {
-  let out = '"';
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code === 0x22) out += '\\"';
-    else if (code === 0x5c) out += "\\\\";
-    else if (code < 0x20) out += SHORT_ESCAPES[code] ?? `\\u00${code.toString(16).padStart(2, "0")}`;
-    else out += text[i];
-  }
-  return `${out}"`;
 }

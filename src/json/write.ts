@@ -125,7 +125,11 @@ const SHORT_ESCAPES: Record<number, string> = { 8: "\\b", 9: "\\t", 10: "\\n", 1
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what must be escaped
 const NEEDS_ESCAPE = /["\\\u0000-\u001f]/;
 
-function escapeString(text: string): string {
+/**
+ * A JSON string literal escaping only `"`, `\` and control characters (short forms where JSON has them, else
+ * lowercase `\u00xx`): the rule of serde_json, and also of Python's `json.dumps(ensure_ascii=False)`.
+ */
+export function escapeString(text: string): string {
   if (!NEEDS_ESCAPE.test(text)) return `"${text}"`;
   let out = '"';
   for (let i = 0; i < text.length; i++) {

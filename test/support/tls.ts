@@ -18,22 +18,11 @@ function openssl(dir: string, ...args: string[]): void {
   execFileSync("openssl", args, { cwd: dir, stdio: "ignore" });
 }
 
+/** `openssl req` arguments for a fresh, unencrypted P-256 key. */
+const NEW_EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+
 function keyAndRequest(dir: string, name: string, subject: string): void {
-  openssl(
-    dir,
-    "req",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    `${name}.key`,
-    "-out",
-    `${name}.csr`,
-    "-subj",
-    subject,
-  );
+  openssl(dir, "req", ...NEW_EC_KEY, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", subject);
 }
 
 function signWith(dir: string, ca: string, name: string, extensions: string): void {
@@ -63,11 +52,7 @@ function certificateAuthority(dir: string, name: string, subject: string): void 
     dir,
     "req",
     "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
+    ...NEW_EC_KEY,
     "-keyout",
     `${name}.key`,
     "-out",
