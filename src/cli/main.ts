@@ -22,14 +22,13 @@ import { startServer } from "../server/app.js";
 import { allowNonLoopbackFromEnv } from "../server/serve-policy.js";
 import { registerActionCommands } from "./action.js";
 import { createMcpClient, type McpClientOptions } from "./client.js";
+import { CliFailure } from "./failure.js";
 import { loadVerifyKey } from "./keys.js";
+import { registerStoreCommands } from "./store.js";
 
 export const VERSION = "0.1.0";
 /** The manifest name `runpack export` writes by default (the server's tools write `manifest.json`). */
 const EXPORT_MANIFEST_NAME = "runpack.json";
-
-/** Thrown for failures the CLI reports on one stderr line with exit code 1. */
-class CliFailure extends Error {}
 
 export function buildProgram(): Command {
   const program = new Command("decision-gate")
@@ -102,6 +101,7 @@ export function buildProgram(): Command {
       await withClient(options, async (client) => printJson(await client.callTool(options.tool, args)));
     });
   registerActionCommands(program);
+  registerStoreCommands(program, load);
   return program;
 }
 

@@ -36,10 +36,11 @@ machine-readable form of this reference is the JSON Schema printed by \`decision
   (\`config file must be utf-8\`). Errors start with \`config io error: \`, \`config parse error: \` or
   \`invalid config: <key path>: <message>\`; every problem found is listed, the reference's first one first.
 - **Relative paths** (SQLite files, audit log, TLS files, json provider \`root\`, MCP \`capabilities_path\`,
-  \`docs.extra_paths\`, the runpack root) resolve against the directory of the configuration file, so a file means
-  the same wherever the server starts. The reference resolves them against the working directory. Trust key paths
-  (\`require_signature.keys\`) are kept as written, because the string is also the key id that signed evidence
-  names; the key files are read relative to the configuration file's directory.
+  \`docs.extra_paths\`, the runpack root) resolve against the working directory, as with the reference, or against
+  the directory of the configuration file with \`[paths] relative_to = "config_file"\` (this project's presets set
+  it, so a preset means the same wherever the server starts). Trust key paths (\`require_signature.keys\`) are kept
+  as written, because the string is also the key id that signed evidence names; the key files are read relative to
+  the same directory.
 - **Unknown keys** are reported with the nearest valid key (\`unknown key server.trasport; did you mean
   server.transport?\`): a warning, or an error with \`--strict-config\`. The reference ignores them silently.
   The \`[client]\` table (the CLI's \`[client.auth_profiles.<name>]\`) and builtin providers' \`config\` tables accept
@@ -54,6 +55,8 @@ machine-readable form of this reference is the JSON Schema printed by \`decision
   (\`--allow-non-loopback\` or \`DECISION_GATE_ALLOW_NON_LOOPBACK=1\`) and \`[server.tls]\` or
   \`tls_termination = "upstream"\`.
 - stdio supports only \`local_only\` auth and no TLS.
+- \`server.limits.header_timeout_ms\` may not exceed \`request_timeout_ms\` (the latter covers headers and body). A
+  non-loopback \`server.metrics.bind\` needs the same opt-in as a non-loopback \`server.bind\`.
 - \`bearer_token\` auth needs \`bearer_tokens\`; \`mtls\` auth needs \`mtls_subjects\`.
 - \`server.feedback.scenario_next\`: \`default\` and \`local_only_default\` may not exceed \`max\`.
 - \`namespace.allow_default\` needs \`namespace.default_tenants\`; \`namespace.authority.mode = "assetcore_http"\` needs

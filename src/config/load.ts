@@ -14,8 +14,8 @@ import { findUnknownKeys, formatUnknownKey } from "./unknown-keys.js";
  * Finding, reading and validating `decision-gate.toml` (interface §5.0). Differences from the reference:
  * - without any configuration file the built-in quickstart-dev preset runs, with its state in `./.decision-gate/`;
  * - unknown keys are reported (warnings, or errors with `strict`);
- * - relative paths resolve against the configuration file's directory, not the working directory, so a config
- *   means the same thing wherever the server is started from (see `resolveConfigPaths`).
+ * - relative paths resolve against the working directory, as with the reference, unless the file says
+ *   `[paths] relative_to = "config_file"` (this project's presets do), see `resolveConfigPaths`.
  */
 
 export const CONFIG_FILE_NAME = "decision-gate.toml";
@@ -56,7 +56,7 @@ export interface LoadedConfig {
   config: DecisionGateConfig;
   /** The file read, or null for the built-in preset. */
   path: string | null;
-  /** What relative paths resolve against: the file's directory (the working directory for the built-in preset). */
+  /** What relative paths resolve against: the working directory, or the file's directory (`[paths] relative_to`). */
   baseDir: string;
   warnings: string[];
   /** The shipped preset the configuration came from, if any. */
@@ -73,7 +73,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   const path = await locateConfigFile(options, cwd);
   if (path === null) return loadBuiltinPreset(cwd, strict);
   const { config, warnings } = parseConfigText(await readConfigText(path), { strict });
-  const baseDir = dirname(path);
+  const baseDir = config.paths.relative_to === "config_file" ? dirname(path) : cwd;
   return { config: resolveConfigPaths(config, baseDir), path, baseDir, warnings, preset: presetNameOfPath(path) };
 }
 
@@ -271,10 +271,10 @@ function listValues(values: readonly unknown[]): string {
 // ---------------------------------------------------------------------------------------------------------------
 
 /**
- * Makes every relative path of `config` absolute against `baseDir` (the configuration file's directory): the
- * audit log, TLS files, SQLite databases, `docs.extra_paths`, the filesystem runpack root, MCP providers'
- * `capabilities_path` and the json provider's `root`. The reference resolves them against the working
- * directory instead. Trust key paths are left as written, because the configured string is also the key id
+ * Makes every relative path of `config` absolute against `baseDir` (the working directory, or the configuration
+ * file's directory under `[paths] relative_to = "config_file"`): the audit log, TLS files, SQLite databases,
+ * `docs.extra_paths`, the filesystem runpack root, MCP providers' `capabilities_path` and the json provider's
+ * `root`. Trust key paths are left as written, because the configured string is also the key id
  * that signed evidence names; whoever reads the key files resolves them against `baseDir`.
  */
 export function resolveConfigPaths(config: DecisionGateConfig, baseDir: string): DecisionGateConfig {

@@ -7,6 +7,7 @@ import { McpProviderSettings } from "../evidence/mcp/config.js";
 import { ProvidersConfig, ValidationConfig } from "../evidence/registry.js";
 import { AnchorsConfig } from "../evidence/trust/anchors.js";
 import { DevConfig, TrustConfig } from "../evidence/trust/lanes.js";
+import { DEFAULT_STARTUP_CHECK } from "../store/store-check.js";
 
 /*
  * The one schema of `decision-gate.toml` (interface §5): the reference's keys, defaults, enum spellings and
@@ -77,6 +78,35 @@ export function isLoopbackAddress(ip: string): boolean {
 export function isLoopbackBind(bind: string): boolean {
   const address = parseBind(bind);
   return address !== null && isLoopbackAddress(address.host);
+}
+
+/**
+ * A `Host` header (`name`, `1.2.3.4` or `[::1]`, each with an optional `:port`) as browsers and URL parsers read it,
+ * lower-cased with IP literals normalized (`127.1` → `127.0.0.1`): `host` keeps a non-default port (as in an origin),
+ * `hostname` has no port nor final dot; null when it is not a host.
+ */
+export function parseHostHeader(text: string): { host: string; hostname: string } | null {
+  if (!/^[A-Za-z0-9._:[\]-]+$/.test(text)) return null;
+  try {
+    const url = new URL(`http://${text}`);
+    return { host: url.host, hostname: url.hostname.replace(/\.$/, "") };
+  } catch {
+    return null;
+  }
+}
+
+/** A web origin as browsers send it in `Origin` (`http(s)://host[:port]`), serialized; null for anything else. */
+export function parseWebOrigin(text: string): string | null {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return null;
+  }
+  const web = url.protocol === "http:" || url.protocol === "https:";
+  const bare =
+    url.pathname === "/" && url.search === "" && url.hash === "" && url.username === "" && url.password === "";
+  return web && bare ? url.origin : null;
 }
 
 export interface IpNetwork {
@@ -187,10 +217,37 @@ const RateLimitConfig = z
 
 const LimitsConfig = z
   .object({
-    max_inflight: greaterThanZero("max_inflight").default(256).describe("Requests processed concurrently."),
+    max_inflight: greaterThanZero("max_inflight")
+      .default(256)
+      .describe("Authenticated requests processed concurrently (counted once their body has arrived)."),
     rate_limit: RateLimitConfig.optional(),
+    header_timeout_ms: between("server.limits.header_timeout_ms", 100, 600_000)
+      .default(10_000)
+      .describe("Time a connection has to send a request's headers; a slower one is answered 408 and closed."),
+    request_timeout_ms: between("server.limits.request_timeout_ms", 100, 3_600_000)
+      .default(60_000)
+      .describe(
+        "Time a connection has to send a whole request, headers and body, from its first byte; a slower one is answered 408 and closed. Does not limit how long a tool runs.",
+      ),
+    idle_timeout_ms: between("server.limits.idle_timeout_ms", 100, 600_000)
+      .default(72_000)
+      .describe("How long a kept-alive connection may wait for its next request."),
+    max_unauthenticated_connections_per_peer: greaterThanZero("server.limits.max_unauthenticated_connections_per_peer")
+      .default(256)
+      .describe(
+        "Open connections per peer address that have not yet carried an authenticated request; further ones are closed at once.",
+      ),
   })
-  .describe("Request concurrency and rate limits.");
+  .superRefine((limits, context) => {
+    if (limits.header_timeout_ms > limits.request_timeout_ms) {
+      context.addIssue({
+        code: "custom",
+        path: ["header_timeout_ms"],
+        message: "server.limits.header_timeout_ms must not exceed request_timeout_ms",
+      });
+    }
+  })
+  .describe("Request concurrency, rate and connection limits.");
 
 function bearerTokenProblem(token: string): string | undefined {
   if (token.trim().length === 0) return "auth token must be non-empty";
@@ -259,6 +316,12 @@ const AuthConfig = z
       .max(64, "too many principal mappings")
       .default([])
       .describe("Role bindings per principal."),
+    tenant_isolation: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Every tenant-scoped tool requires a role covering the call's tenant and namespace (a call without a tenant needs a role not limited to tenants), and remote callers' runpack paths stay under `<runpack root>/tenant/<tenant_id>/`. Off: principals drive only the schema-registry ACL, as with the reference.",
+      ),
   })
   .superRefine((auth, context) => {
     if (auth.mode === "bearer_token" && auth.bearer_tokens.length === 0) {
@@ -270,6 +333,9 @@ const AuthConfig = z
     }
     if (auth.mode === "mtls" && auth.mtls_subjects.length === 0) {
       context.addIssue({ code: "custom", path: ["mtls_subjects"], message: "mtls auth requires mtls_subjects" });
+    }
+    if (auth.tenant_isolation && auth.principals.length === 0) {
+      context.addIssue({ code: "custom", path: ["tenant_isolation"], message: "tenant_isolation requires principals" });
     }
   })
   .describe("Inbound authentication and tool authorization; absent means `local_only`.");
@@ -359,6 +425,21 @@ const ToolsConfig = z
   })
   .describe("Tool visibility.");
 
+const MetricsConfig = z
+  .object({
+    bind: z
+      .string()
+      .refine((bind) => parseBind(bind) !== null, "invalid server.metrics.bind address")
+      .optional()
+      .describe(
+        "Serve `/metrics` on this IP-literal socket address (e.g. `127.0.0.1:9464`) instead of the main bind; absent means the main bind.",
+      ),
+    bearer_token: BearerToken.optional().describe(
+      "When set, `/metrics` requires `Authorization: Bearer <token>` (401 otherwise); absent means no authentication.",
+    ),
+  })
+  .describe("Where Prometheus `/metrics` is served, and whether it needs a token.");
+
 const ServerConfig = z
   .object({
     transport: z.enum(["stdio", "http", "sse"]).default("stdio").describe("How clients reach the server."),
@@ -386,6 +467,34 @@ const ServerConfig = z
       .describe(
         'With `tls_termination = "upstream"`: peers (IP or CIDR) whose subject header is trusted; absent means any peer.',
       ),
+    allowed_origins: z
+      .array(
+        z
+          .string()
+          .refine(
+            (entry) => parseWebOrigin(entry) !== null,
+            "server.allowed_origins entries must be web origins such as https://app.example.com",
+          ),
+      )
+      .max(64, "too many server.allowed_origins entries")
+      .default([])
+      .describe(
+        "Web origins (`https://app.example.com`) whose pages may call `/rpc` and `/mcp` from a browser; a request with any other `Origin` header, except the server's own, is refused (403).",
+      ),
+    allowed_hosts: z
+      .array(
+        z
+          .string()
+          .refine(
+            (entry) => parseHostHeader(entry) !== null && !/:\d*$/.test(entry),
+            "server.allowed_hosts entries must be host names or IP addresses without a port, such as gate.example.com",
+          ),
+      )
+      .max(64, "too many server.allowed_hosts entries")
+      .default([])
+      .describe(
+        "Host names accepted in the `Host` header besides loopback ones. On a loopback bind any other `Host` is refused (421), which stops DNS rebinding; on other binds the header is checked only when this list is set.",
+      ),
     max_body_bytes: greaterThanZero("max_body_bytes")
       .default(1_048_576)
       .describe("Largest accepted request body in bytes."),
@@ -399,6 +508,7 @@ const ServerConfig = z
       .prefault({})
       .describe("Feedback disclosure policies."),
     tools: ToolsConfig.prefault({}),
+    metrics: MetricsConfig.prefault({}),
   })
   .superRefine((server, context) => {
     const issue = (path: string, message: string) =>
@@ -528,6 +638,12 @@ const RunStateStoreConfig = z
     max_versions: greaterThanZero("run_state_store.max_versions")
       .optional()
       .describe("Snapshots kept per run; absent keeps all."),
+    startup_check: z
+      .enum(["full", "quick", "off"])
+      .default(DEFAULT_STARTUP_CHECK)
+      .describe(
+        "What a SQLite store must pass before it is served: `full` (integrity_check, every record of every run), `quick` (quick_check, each run's head and newest record) or `off`; a damaged store is refused, naming the file.",
+      ),
   })
   .superRefine(checkStorePath("run_state_store"))
   .describe("Where runs are stored.");
@@ -564,8 +680,9 @@ const RegistryAclConfig = z
       .boolean()
       .default(false)
       .describe(
-        "`schemas_register` requires `signing`: an Ed25519 signature (base64) over the canonical JSON of the schema " +
-          "by one of `signing_keys`.",
+        "`schemas_register` requires `signing` with non-blank `key_id` and `signature`; with `signing_keys`, an " +
+          "Ed25519 signature (base64) over the canonical JSON of the schema by one of them. Without `signing_keys` " +
+          "signatures are checked for presence only (a startup warning says so).",
       ),
     signing_keys: z
       .array(filePath("schema_registry.acl.signing_keys"))
@@ -573,7 +690,7 @@ const RegistryAclConfig = z
       .default([])
       .describe(
         "Ed25519 public key files (32 raw bytes or base64) trusted for schema signatures; a signature's `key_id` " +
-          "is the path exactly as written here. Relative paths resolve against the config file's directory.",
+          "is the path exactly as written here. Relative paths resolve as `[paths] relative_to` says.",
       ),
     rules: z
       .array(RegistryAclRule)
@@ -704,6 +821,8 @@ export const OPEN_FIELD_SCHEMAS: Readonly<Record<string, z.ZodType>> = {
   "providers[].protocol": McpProviderSettings.shape.protocol,
   "providers[].max_retries": McpProviderSettings.shape.max_retries,
   "providers[].retry_backoff_ms": McpProviderSettings.shape.retry_backoff_ms,
+  "providers[].stdio_request_timeout_ms": McpProviderSettings.shape.stdio_request_timeout_ms,
+  "providers[].follow_redirects": McpProviderSettings.shape.follow_redirects,
 };
 
 const Providers = ProvidersConfig.superRefine((entries, context) => {
@@ -765,6 +884,18 @@ const RuntimeActionsConfig = z
   })
   .describe("The runtime action layer: a metadata-only receipt (continue / isolate / terminate) per decision.");
 
+const PathsConfig = z
+  .object({
+    relative_to: z
+      .enum(["working_directory", "config_file"])
+      .default("working_directory")
+      .describe(
+        "What relative paths in this file resolve against: the server's working directory (as the reference) or " +
+          "the directory of this file, so the file means the same wherever the server is started from.",
+      ),
+  })
+  .describe("How relative paths (databases, audit log, TLS files, evidence roots, runpack root) are resolved.");
+
 const DEV_PERMISSIVE_WITH_AUTHORITY = "dev.permissive not allowed when namespace.authority.mode=assetcore_http";
 
 /** Top-level tables in the order the reference validates them (its first error is reported first). */
@@ -784,6 +915,7 @@ export const VALIDATION_ORDER = [
   "runpack_storage",
   "runtime_actions",
   "providers",
+  "paths",
   "client",
 ] as const;
 
@@ -804,6 +936,7 @@ const ConfigTables = z
     docs: DocsConfig.prefault({}),
     runpack_storage: RunpackStorageConfig,
     runtime_actions: RuntimeActionsConfig.prefault({}),
+    paths: PathsConfig.prefault({}),
     client: z
       .record(z.string(), AnyJson)
       .optional()
@@ -850,7 +983,7 @@ export const REUSED_KEY_DESCRIPTIONS: Readonly<Record<string, string>> = {
     'Signature policy for all providers: `"audit"` or `{ require_signature = { keys = ["<key file>", ...] } }`.',
   "trust.default_policy.require_signature": "Require Ed25519-signed evidence.",
   "trust.default_policy.require_signature.keys":
-    "Public key files (raw 32 bytes or base64), relative to the config file; the configured string is the key id.",
+    "Public key files (raw 32 bytes or base64), relative as `[paths] relative_to` says; the configured string is the key id.",
   "trust.min_lane": "Lowest evidence trust lane accepted: `verified` or `asserted`.",
   "evidence.allow_raw_values": "Raw evidence values may be revealed at all.",
   "evidence.require_provider_opt_in": "Raw values are revealed only for providers with `allow_raw = true`.",
@@ -889,18 +1022,22 @@ export const REUSED_KEY_DESCRIPTIONS: Readonly<Record<string, string>> = {
   "providers[].command": "MCP: command line of a stdio server (wins over `url`).",
   "providers[].url": "MCP: HTTP endpoint (`http://` needs `allow_insecure_http`).",
   "providers[].allow_insecure_http": "MCP: allow an `http://` URL.",
-  "providers[].capabilities_path": "MCP: provider contract JSON file (required), relative to the config file.",
+  "providers[].capabilities_path":
+    "MCP: provider contract JSON file (required), relative as `[paths] relative_to` says.",
   "providers[].auth": "MCP: credentials sent to the provider.",
   "providers[].auth.bearer_token": "MCP: bearer token sent to the provider.",
   "providers[].trust": "Signature policy for this provider (same shape as `trust.default_policy`).",
   "providers[].trust.require_signature": "Require Ed25519-signed evidence from this provider.",
-  "providers[].trust.require_signature.keys": "Public key files, relative to the config file.",
+  "providers[].trust.require_signature.keys": "Public key files, relative as `[paths] relative_to` says.",
   "providers[].allow_raw": "This provider opts in to raw value disclosure.",
   "providers[].timeouts": "MCP over HTTP: connect and request timeouts.",
   "providers[].timeouts.connect_timeout_ms": "Connect timeout in milliseconds.",
   "providers[].timeouts.request_timeout_ms": "Request timeout in milliseconds (at least the connect timeout).",
   "providers[].protocol": "MCP: `decision_gate` (the reference's framing) or `mcp` (standard MCP).",
-  "providers[].max_retries": "MCP: retries of a failed call.",
+  "providers[].max_retries": "MCP: retries of a transient failure (the reference: none).",
+  "providers[].stdio_request_timeout_ms":
+    "MCP over stdio: fail a call (and replace the child) after this long; absent: wait, as the reference.",
+  "providers[].follow_redirects": "MCP over HTTP: follow redirects, as the reference; `false` refuses them.",
   "providers[].retry_backoff_ms": "MCP: delay before the first retry in milliseconds.",
   "providers[].config":
     "Built-in provider settings: `time` {allow_logical}; `env` {allowlist, denylist, max_value_bytes, max_key_bytes, overrides}; `json` {root, root_id, max_bytes, allow_yaml}; `http` {allow_http, timeout_ms, max_response_bytes, allowed_hosts, user_agent, hash_algorithm, allow_private_networks, allowed_networks}.",

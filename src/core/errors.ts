@@ -148,6 +148,33 @@ export class LimitError extends DecisionGateError {
   }
 }
 
+/**
+ * A request a web page on another site could have sent (D17): an `Origin` that is not the server's own or an
+ * allowed one, or a `Host` the server does not answer to (DNS rebinding). Refused before any tool runs.
+ */
+export class ForeignRequestError extends DecisionGateError {
+  constructor(code: "origin_not_allowed" | "host_not_allowed", message: string) {
+    super("unauthorized", code, message);
+  }
+}
+
+/** A request body that is not `application/json`, the one type a cross-site page cannot send without asking (D17). */
+export class UnsupportedMediaTypeError extends DecisionGateError {
+  constructor(message: string) {
+    super("invalid_request", "unsupported_media_type", message);
+  }
+}
+
+/**
+ * The store could not commit for lack of space (disk full): nothing was recorded, so the same call may be sent
+ * again. Answered as the reference's one retryable server-side condition, `-32072` (HTTP 503, `retryable: true`).
+ */
+export class StorageFullError extends DecisionGateError {
+  constructor(message: string, details?: ErrorDetails) {
+    super("inflight_limit", "storage_full", message, details);
+  }
+}
+
 /** A broken invariant: a bug, never the caller's fault. */
 export class InternalError extends DecisionGateError {
   constructor(message: string, details?: ErrorDetails) {

@@ -11,7 +11,7 @@ import { type BuiltinProviderId, isBuiltinProviderId } from "./contracts/builtin
 import { CapabilityRegistry } from "./contracts/capabilities.js";
 import { loadContractFile } from "./contracts/load.js";
 import { type StrictOptions, validateSpecStrict } from "./contracts/strict.js";
-import { disclosurePolicy, type EvidenceConfig } from "./disclosure.js";
+import { disclosurePolicy, type EvidenceConfig, recordingPolicy } from "./disclosure.js";
 import { McpProviderSettings } from "./mcp/config.js";
 import { createMcpProvider } from "./mcp/provider.js";
 import { EvidencePipeline } from "./pipeline.js";
@@ -119,7 +119,10 @@ export interface EvidenceEnvironment {
 export interface EvidenceRuntime {
   pipeline: EvidencePipeline;
   capabilities: CapabilityRegistry;
+  /** What `evidence_query` answers and `scenario_next` feedback may reveal. */
   disclosure: Disclosure;
+  /** What run state (and so runpacks) records: every value unless `[evidence] record_raw_values = false`. */
+  recordDisclosure: Disclosure;
   trust: TrustPolicy;
   /** Definition-time checks of a spec against the providers' contracts (engine §1.4 steps 4 and 5). */
   validateSpec(spec: ScenarioSpec): void;
@@ -166,6 +169,7 @@ export async function buildEvidenceRuntime(
       pipeline,
       capabilities,
       disclosure,
+      recordDisclosure: recordingPolicy(settings.evidence, disclosure),
       trust: effectiveTrustPolicy(settings.trust, settings.dev),
       strictValidation: settings.validation.strict ? strictOptions : null,
       validateSpec(spec) {

@@ -80,10 +80,15 @@ export class FilesystemRunpack implements RunpackSink, RunpackReader {
     } catch {
       throw new RunpackError("artifact_unreadable", "artifact error: unable to read artifact metadata");
     }
-    const inside = relative(root, target);
-    if (inside === ".." || inside.startsWith(`..${sep}`) || isAbsolute(inside)) throw pathEscape();
+    if (!isWithin(root, target)) throw pathEscape();
     return target;
   }
+}
+
+/** Whether `target` is `dir` or lies below it, compared lexically (symlinks are not resolved). */
+export function isWithin(dir: string, target: string): boolean {
+  const inside = relative(dir, target);
+  return !(inside === ".." || inside.startsWith(`..${sep}`) || isAbsolute(inside));
 }
 
 function pathEscape(): RunpackError {

@@ -1,10 +1,11 @@
 import { readFile, stat } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import type { Readable, Writable } from "node:stream";
+import type { FastifyInstance } from "fastify";
 import { receiptLog } from "../actions/receipt-log.js";
 import { receiptIssuer } from "../actions/receipts.js";
 import type { LoadedConfig } from "../config/load.js";
-import { type DecisionGateConfig, parseBind } from "../config/schema.js";
+import { type DecisionGateConfig, isLoopbackBind, parseBind } from "../config/schema.js";
 import { createDispatchPolicy } from "../core/dispatch/policy.js";
 import type { ManifestSigner } from "../core/runpack/signature.js";
 import { buildEvidenceRuntime, type EvidenceRuntime } from "../evidence/registry.js";
@@ -16,8 +17,10 @@ import { authSettings } from "./auth.js";
 import { ServerCorrelationIds } from "./correlation.js";
 import { DocsCatalog } from "./docs/catalog.js";
 import { createHttpApp, type HttpHooks } from "./http.js";
+import type { ListenerSettings } from "./listener.js";
 import { createServerLogger, effectiveLogLevel } from "./log.js";
 import { ServerMetrics } from "./metrics.js";
+import { createMetricsApp } from "./metrics-endpoint.js";
 import type { Observers } from "./observe.js";
 import { assetcoreAuthority } from "./policy/assetcore.js";
 import { PrincipalDirectory } from "./policy/principals.js";
@@ -27,7 +30,7 @@ import { RateLimiter } from "./rate-limit.js";
 import { ToolRouter } from "./router.js";
 import { checkBindPolicy, ServePolicyError } from "./serve-policy.js";
 import type { ServerServices } from "./services.js";
-import { startupNotices } from "./startup-notices.js";
+import { NOTICE_PREFIX, startupNotices } from "./startup-notices.js";
 import { serveStdio } from "./stdio.js";
 
 export interface ServeOptions {
@@ -73,9 +76,10 @@ export async function startServer(loaded: LoadedConfig, options: ServeOptions): 
     const signingKeys = await loadKeyring(config.schema_registry.acl.signing_keys, loaded.baseDir);
     const runpackSigner = await runpackSignerOf(config);
     const metrics = new ServerMetrics();
-    const observers = { audit, metrics, log };
+    const auth = authSettings({ ...config.server, tlsInProcess: config.server.tls !== undefined });
+    const observers = { audit, metrics, log, auth };
     const services = buildServices(config, stores, evidence, { registry: signingKeys, runpackSigner }, observers);
-    for (const warning of services.docs?.catalog.warnings ?? []) notice(`decision-gate: WARNING: ${warning}`);
+    for (const warning of services.docs?.catalog.warnings ?? []) notice(`${NOTICE_PREFIX}: WARNING: ${warning}`);
     const configModifiedMs = loaded.path === null ? null : (await stat(loaded.path)).mtimeMs;
     for (const line of startupNotices(config, { configModifiedMs, nowMs: Date.now() })) notice(line);
     if (config.dev.permissive) {
@@ -88,7 +92,6 @@ export async function startServer(loaded: LoadedConfig, options: ServeOptions): 
         namespace_authority: services.runpacks.security.namespace_authority,
       });
     }
-    const auth = authSettings({ ...config.server, tlsInProcess: config.server.tls !== undefined });
     const rateLimit = config.server.limits.rate_limit;
     const router = new ToolRouter(services, auth, config.server.tools, {
       rateLimiter: rateLimit === undefined ? null : new RateLimiter(rateLimit),
@@ -113,7 +116,7 @@ export async function startServer(loaded: LoadedConfig, options: ServeOptions): 
     }
     const ready = async () =>
       (await Promise.all([stores.runs.ready(), stores.scenarios.ready(), stores.schemas.ready()])).every(Boolean);
-    return await serveHttp(config, router, ids, { ready, ...observers }, shutdown);
+    return await serveHttp(config, router, ids, { ready, ...observers }, shutdown, notice);
   } catch (error) {
     await evidence?.close();
     await stores.close();
@@ -128,25 +131,55 @@ async function serveHttp(
   ids: ServerCorrelationIds,
   hooks: HttpHooks,
   shutdown: () => Promise<void>,
+  notice: (line: string) => void,
 ): Promise<RunningServer> {
   const { server } = config;
+  const { limits } = server;
+  const listener: ListenerSettings = {
+    maxBodyBytes: Number(server.max_body_bytes),
+    connections: {
+      headerTimeoutMs: limits.header_timeout_ms,
+      requestTimeoutMs: limits.request_timeout_ms,
+      idleTimeoutMs: limits.idle_timeout_ms,
+      maxUnauthenticatedPerPeer: limits.max_unauthenticated_connections_per_peer,
+    },
+    guard: {
+      loopbackBind: isLoopbackBind(server.bind ?? ""),
+      allowedHosts: server.allowed_hosts,
+      allowedOrigins: server.allowed_origins,
+    },
+  };
+  const metrics = { bearerToken: server.metrics.bearer_token };
   const app = createHttpApp(
     router,
     {
+      ...listener,
       transport: server.transport === "sse" ? "sse" : "http",
-      maxBodyBytes: Number(server.max_body_bytes),
-      maxInflight: Number(server.limits.max_inflight),
+      maxInflight: Number(limits.max_inflight),
       bearerChallenge: server.auth.mode === "bearer_token",
       https: server.tls === undefined ? undefined : await tlsMaterial(server.tls),
+      metrics: server.metrics.bind === undefined ? metrics : null,
     },
     ids,
     hooks,
   );
-  const { host, port } = parseBind(server.bind ?? "") ?? { host: "127.0.0.1", port: 4000 };
-  await app.listen({ host, port });
-  const address = app.server.address() as AddressInfo;
-  const scheme = server.tls === undefined ? "http" : "https";
-  const url = `${scheme}://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`;
+  const url = await listen(app, server.bind, server.tls === undefined ? "http" : "https");
+  const metricsBind = server.metrics.bind;
+  const metricsApp =
+    metricsBind === undefined
+      ? null
+      : createMetricsApp(
+          { ...listener, guard: { ...listener.guard, loopbackBind: isLoopbackBind(metricsBind) }, metrics },
+          hooks,
+        );
+  if (metricsApp !== null) {
+    try {
+      notice(`${NOTICE_PREFIX}: metrics on ${await listen(metricsApp, metricsBind, "http")}/metrics`);
+    } catch (error) {
+      await app.close();
+      throw error;
+    }
+  }
   let resolveDone = () => {};
   const done = new Promise<void>((resolve) => {
     resolveDone = resolve;
@@ -155,11 +188,19 @@ async function serveHttp(
     url,
     done,
     close: async () => {
-      await app.close();
+      await Promise.all([app.close(), metricsApp?.close()]);
       await shutdown();
       resolveDone();
     },
   };
+}
+
+/** Listens on an IP-literal bind and returns the URL it serves. */
+async function listen(app: FastifyInstance, bind: string | undefined, scheme: "http" | "https"): Promise<string> {
+  const { host, port } = parseBind(bind ?? "") ?? { host: "127.0.0.1", port: 4000 };
+  await app.listen({ host, port });
+  const address = app.server.address() as AddressInfo;
+  return `${scheme}://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`;
 }
 
 async function tlsMaterial(tls: NonNullable<DecisionGateConfig["server"]["tls"]>) {
@@ -205,7 +246,7 @@ function buildServices(
     dispatchPolicy: createDispatchPolicy(config.policy),
     scopes: new ScopeGuard(
       { allowDefault: config.namespace.allow_default, defaultTenants: config.namespace.default_tenants },
-      principals,
+      config.server.auth.tenant_isolation ? principals : null,
       config.namespace.authority.assetcore === undefined
         ? null
         : assetcoreAuthority(config.namespace.authority.assetcore),

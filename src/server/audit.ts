@@ -8,9 +8,8 @@ import type { RegistryAction } from "./policy/registry-acl.js";
 /*
  * The structured audit log (interface §8.2): one JSON object per line, `event` first, every absent value `null`.
  *
- * Deliberate differences from the reference, which serializes two enums by their Rust variant names:
- * `mcp_request.method` is snake_case (`tools_call`, not `ToolsCall`) and `mcp_request.outcome` is `ok`/`error`
- * (not `Ok`/`Error`), matching every other label in the project's logs and wire formats.
+ * `mcp_request.method` and `mcp_request.outcome` carry the reference's Rust variant names (`ToolsCall`, `Ok`), so
+ * that log pipelines written for the reference read these lines unchanged.
  *
  * Secret hygiene: events carry token fingerprints and payload hashes, never tokens or bodies (precheck payloads
  * only when `log_precheck_payloads` is on). As a second line of defence every line is scrubbed before writing.
@@ -20,10 +19,10 @@ import type { RegistryAction } from "./policy/registry-acl.js";
 // Event inputs: the fields of interface §8.2 except `event`, `timestamp_ms` and what the log derives itself.
 // ---------------------------------------------------------------------------------------------------------------
 
-/** `mcp_request.method`, in snake_case (the reference writes Rust variant names). */
-export type AuditMethod = "tools_list" | "tools_call" | "resources_list" | "resources_read" | "invalid" | "other";
-/** `mcp_request.outcome`, in lowercase (the reference writes `Ok`/`Error`). */
-export type AuditOutcome = "ok" | "error";
+/** `mcp_request.method`, as the reference writes it. */
+export type AuditMethod = "ToolsList" | "ToolsCall" | "ResourcesList" | "ResourcesRead" | "Invalid" | "Other";
+/** `mcp_request.outcome`, as the reference writes it. */
+export type AuditOutcome = "Ok" | "Error";
 export type UsageMetric =
   | "tool_calls"
   | "runs_started"
@@ -54,7 +53,10 @@ export interface McpRequestEvent extends AuditCorrelation {
   error_kind: string | null;
   request_bytes: number;
   response_bytes: number;
+  /** The subject authentication relies on (mTLS mode): the verified certificate's, or a trusted proxy's header. */
   client_subject: string | null;
+  /** An `x-decision-gate-client-subject` header the server did not rely on, as sent (bounded). */
+  client_subject_untrusted: string | null;
 }
 
 /** `mcp_tool_authz`: every authentication/authorization decision. On deny the auth fields are null. */
@@ -203,16 +205,16 @@ export function fingerprint(token: string): string {
 }
 
 const METHODS: Record<string, AuditMethod> = {
-  "tools/list": "tools_list",
-  "tools/call": "tools_call",
-  "resources/list": "resources_list",
-  "resources/read": "resources_read",
+  "tools/list": "ToolsList",
+  "tools/call": "ToolsCall",
+  "resources/list": "ResourcesList",
+  "resources/read": "ResourcesRead",
 };
 
 /** The `mcp_request.method` label of a JSON-RPC method; null means the request never parsed. */
 export function auditMethodOf(method: string | null): AuditMethod {
-  if (method === null) return "invalid";
-  return Object.hasOwn(METHODS, method) ? (METHODS[method] as AuditMethod) : "other";
+  if (method === null) return "Invalid";
+  return Object.hasOwn(METHODS, method) ? (METHODS[method] as AuditMethod) : "Other";
 }
 
 /** The correlation fields of a call, for events raised while handling it. */
@@ -246,13 +248,14 @@ function mcpRequestLine(event: McpRequestEvent, timestamp: number): JsonObject {
     transport: event.transport,
     peer_ip: event.peer_ip,
     method: event.method,
-    tool: event.tool,
+    tool: boundedName(event.tool),
     outcome: event.outcome,
     error_code: event.error_code,
     error_kind: event.error_kind,
     request_bytes: event.request_bytes,
     response_bytes: event.response_bytes,
     client_subject: event.client_subject,
+    client_subject_untrusted: boundedText(event.client_subject_untrusted, MAX_UNTRUSTED_SUBJECT_CHARS),
     // A label only: request payloads are never part of this event.
     redaction: event.tool === "evidence_query" ? "evidence" : "full",
   };
@@ -262,7 +265,7 @@ function toolAuthzLine(event: ToolAuthzEvent): JsonObject {
   return {
     event: "mcp_tool_authz",
     decision: event.decision,
-    action: event.action,
+    action: boundedName(event.action),
     transport: event.transport,
     peer_ip: event.peer_ip,
     auth_method: event.auth_method,
@@ -354,6 +357,28 @@ function securityLine(event: SecurityAuditEvent, timestamp: number): JsonObject 
   };
 }
 
+/**
+ * Caller-chosen names (tools, methods) are logged as at most this many characters. Every name this server knows
+ * is far shorter; an unknown one is kept as a prefix, so that a line never grows with what a caller sends.
+ */
+const MAX_NAME_CHARS = 64;
+/** An untrusted subject header is kept as a prefix of this many characters. */
+const MAX_UNTRUSTED_SUBJECT_CHARS = 256;
+
+/** A caller-chosen tool or method name as logs record it: itself, or its first characters and `…`. */
+export function boundedName(name: string): string;
+export function boundedName(name: string | null): string | null;
+export function boundedName(name: string | null): string | null {
+  return boundedText(name, MAX_NAME_CHARS);
+}
+
+function boundedText(text: string | null, maxChars: number): string | null {
+  if (text === null || text.length <= maxChars) return text;
+  const prefix = text.slice(0, maxChars);
+  // Never keep half of a surrogate pair.
+  return `${/[\uD800-\uDBFF]$/.test(prefix) ? prefix.slice(0, -1) : prefix}…`;
+}
+
 /** Tenant and namespace ids are u64: logged as decimal strings, as the reference does. */
 function idText(id: bigint | null): string | null {
   return id === null ? null : id.toString();
@@ -406,8 +431,8 @@ export function auditRequest(
     error: { code: number; kind: string } | null;
     requestBytes: number;
     responseBytes: number;
-    clientSubject: string | null;
   },
+  subject: { trusted: string | null; untrusted: string | null },
 ): void {
   audit.mcpRequest({
     ...auditCorrelation(request),
@@ -415,11 +440,12 @@ export function auditRequest(
     peer_ip: request.peerIp,
     method: auditMethodOf(outcome.method),
     tool: outcome.tool,
-    outcome: outcome.error === null ? "ok" : "error",
+    outcome: outcome.error === null ? "Ok" : "Error",
     error_code: outcome.error?.code ?? null,
     error_kind: outcome.error?.kind ?? null,
     request_bytes: outcome.requestBytes,
     response_bytes: outcome.responseBytes,
-    client_subject: outcome.clientSubject,
+    client_subject: subject.trusted,
+    client_subject_untrusted: subject.untrusted,
   });
 }

@@ -1,27 +1,27 @@
-import type { IncomingHttpHeaders } from "node:http";
-import type { Socket } from "node:net";
-import { TLSSocket } from "node:tls";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
-import { DecisionGateError, JsonParseError, LimitError } from "../core/errors.js";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { DecisionGateError, InvalidRequestError, JsonParseError, LimitError } from "../core/errors.js";
 import { parseJsonBytes } from "../json/parse.js";
 import { compactJson } from "../json/write.js";
-import type { Credentials } from "./auth.js";
+import { authenticate } from "./auth.js";
 import { InvalidCorrelationIdError, type ServerCorrelationIds, sanitizeClientCorrelationId } from "./correlation.js";
 import { errorResponse, handleDgMessage } from "./dialects/dg-rpc.js";
 import { createMcpServer, sdkMessage } from "./dialects/mcp.js";
+import { createListener, credentialsOf, type ListenerSettings, singleHeader } from "./listener.js";
+import { BEARER_CHALLENGE, type MetricsSettings, serveMetrics } from "./metrics-endpoint.js";
 import { type Observers, observeRequest } from "./observe.js";
+import { requireJsonBody } from "./request-guard.js";
 import type { RequestInfo, ToolRouter } from "./router.js";
 import { toWireError } from "./wire-errors.js";
 
-export interface HttpSettings {
+export interface HttpSettings extends ListenerSettings {
   /** `sse` answers `/rpc` with one `text/event-stream` event instead of a JSON body. */
   transport: "http" | "sse";
-  maxBodyBytes: number;
   maxInflight: number;
   /** Adds `WWW-Authenticate` to `unauthenticated` answers (bearer mode). */
   bearerChallenge: boolean;
-  https?: { key: Buffer; cert: Buffer; ca?: Buffer; requestCert: boolean; rejectUnauthorized: boolean };
+  /** `/metrics` on this listener and the token it needs; null when `[server.metrics] bind` moves it elsewhere. */
+  metrics: MetricsSettings | null;
 }
 
 export interface HttpHooks extends Observers {
@@ -32,17 +32,20 @@ export interface HttpHooks extends Observers {
 interface RequestState {
   clientCorrelationId: string | null;
   serverCorrelationId: string;
+  /** The JSON-RPC method once read, for the audit line of a request refused before it is handled. */
+  method: string | null;
 }
 
 const STATE = Symbol("decision-gate request state");
-/** Requests with larger headers are refused (431) before they reach any handler. */
-const MAX_HEADER_BYTES = 16_384;
+/** The routes of the two dialects: JSON bodies only, audited, and counted against `max_inflight`. */
+const DIALECT_ROUTES = new Set(["/rpc", "/mcp"]);
 type TaggedRequest = FastifyRequest & { [STATE]?: RequestState };
 
 /**
  * The HTTP face of the server: the Decision Gate dialect on `POST /rpc` (JSON, or one SSE event), standard MCP on
- * `POST /mcp` (Streamable HTTP, stateless), `GET /healthz` and `GET /readyz`. It does no policy: it collects
- * credentials and correlation ids and hands every message to the router.
+ * `POST /mcp` (Streamable HTTP, stateless), `GET /healthz`, `GET /readyz` and `GET /metrics`. It does no tool
+ * policy: it refuses what a browser could send from another site (D17), collects credentials and correlation ids,
+ * and hands every message to the router.
  */
 export function createHttpApp(
   router: ToolRouter,
@@ -50,11 +53,7 @@ export function createHttpApp(
   ids: ServerCorrelationIds,
   hooks: HttpHooks,
 ): FastifyInstance {
-  const server = { maxHeaderSize: MAX_HEADER_BYTES };
-  const app = Fastify({
-    bodyLimit: settings.maxBodyBytes,
-    ...(settings.https ? { https: { ...settings.https, ...server } } : { http: server }),
-  });
+  const { app, connections, guard } = createListener(settings, hooks.log);
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "buffer" }, (_request, body, done) => done(null, body));
   let inflight = 0;
@@ -69,36 +68,67 @@ export function createHttpApp(
   });
 
   app.addHook("onRequest", async (request: TaggedRequest, reply) => {
-    const state: RequestState = { clientCorrelationId: null, serverCorrelationId: ids.next() };
+    const state: RequestState = { clientCorrelationId: null, serverCorrelationId: ids.next(), method: null };
     request[STATE] = state;
     reply.header("x-server-correlation-id", state.serverCorrelationId);
-    if (["/healthz", "/readyz", "/metrics"].includes(request.url)) return;
+    guard.checkSource(request.headers);
+    if (!isDialectRoute(request)) return;
+    // Before the body is read: other types are what a page on another site may send without the browser asking.
+    if (request.method === "POST") requireJsonBody(request.headers["content-type"]);
     const header = singleHeader(request.headers, "x-correlation-id");
     if (header !== null) {
       state.clientCorrelationId = sanitizeClientCorrelationId(header);
       reply.header("x-correlation-id", state.clientCorrelationId);
     }
+  });
+
+  /**
+   * Once the body has arrived, a request whose credentials authenticate takes an in-flight slot, and its
+   * connection stops counting as unauthenticated. Other requests take no slot: the router refuses them without
+   * running anything. So callers that trickle bodies, or have no credentials, cannot hold the slots.
+   */
+  const admit = async (request: TaggedRequest, reply: FastifyReply) => {
+    try {
+      authenticate(hooks.auth, credentialsOf(request, "http"));
+    } catch {
+      return;
+    }
+    connections.authenticated(request.raw.socket);
     if (inflight >= settings.maxInflight) throw new LimitError("inflight_limit", "server overloaded");
     inflight++;
     reply.raw.once("close", () => inflight--);
-  });
+  };
 
-  // Audit lines of a refused request (e.g. an unauthenticated one) are written before the refusal is sent, too.
+  // A refused request is audited like a handled one, and its audit lines are written before the refusal is sent.
   app.setErrorHandler(async (error, request: TaggedRequest, reply) => {
-    await hooks.audit.flush();
-    return sendError(reply, settings, requestError(error), request);
+    const refusal = requestError(error);
+    const wire = toWireError(refusal);
+    const body = compactJson(errorResponse(null, wire, null));
+    if (isDialectRoute(request) && request[STATE] !== undefined) {
+      await observeRequest(hooks, requestInfo(request, transportOf(request, settings)), {
+        method: request[STATE].method,
+        tool: null,
+        error: wire,
+        requestBytes: bodyOf(request).length,
+        responseBytes: Buffer.byteLength(body),
+      });
+    } else {
+      await hooks.audit.flush();
+    }
+    challengeIfUnauthenticated(reply, settings, wire.kind);
+    if (refusal instanceof InvalidCorrelationIdError) reply.removeHeader("x-correlation-id");
+    if (transportOf(request, settings) === "sse") return sendRpc(reply, settings, wire.httpStatus, body);
+    return reply.code(wire.httpStatus).type("application/json").send(body);
   });
 
   app.get("/healthz", async () => ({ status: "ok" }));
-  app.get("/metrics", async (_request, reply) =>
-    reply.type(hooks.metrics.contentType).send(await hooks.metrics.text()),
-  );
+  if (settings.metrics !== null) serveMetrics(app, hooks.metrics, settings.metrics);
   app.get("/readyz", async (_request, reply) => {
     const ready = await hooks.ready().catch(() => false);
     return reply.code(ready ? 200 : 503).send({ status: ready ? "ready" : "not_ready" });
   });
 
-  app.post("/rpc", async (request: TaggedRequest, reply) => {
+  app.post("/rpc", { preHandler: admit }, async (request: TaggedRequest, reply) => {
     const info = requestInfo(request, settings.transport);
     const body = bodyOf(request);
     const outcome = await handleDgMessage(router, body, info);
@@ -113,16 +143,17 @@ export function createHttpApp(
         error: outcome.error,
         requestBytes: body.length,
         responseBytes: Buffer.byteLength(response),
-        clientSubject: info.credentials.certificateSubject ?? info.credentials.subjectHeader,
       },
     );
     return sendRpc(reply, settings, outcome.httpStatus, response);
   });
 
-  app.post("/mcp", async (request: TaggedRequest, reply) => {
+  app.post("/mcp", { preHandler: admit }, async (request: TaggedRequest, reply) => {
     const parsed = parseMcpBody(bodyOf(request));
+    const method = methodOf(parsed);
+    (request[STATE] as RequestState).method = method;
     // Credentials that do not authenticate get HTTP 401 before the MCP server sees the request, as MCP clients expect.
-    router.admit(requestInfo(request, "http"), methodOf(parsed));
+    router.admit(requestInfo(request, "http"), method);
     const server = createMcpServer(router, () => requestInfo(request, "http", ids.next()), hooks);
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     reply.hijack();
@@ -151,15 +182,18 @@ export function createHttpApp(
   return app;
 }
 
+function isDialectRoute(request: FastifyRequest): boolean {
+  return DIALECT_ROUTES.has(request.routeOptions.url ?? "");
+}
+
+/** `/rpc` answers in the configured transport (SSE or JSON); `/mcp` and the other routes in JSON. */
+function transportOf(request: FastifyRequest, settings: HttpSettings): "http" | "sse" {
+  return request.routeOptions.url === "/rpc" ? settings.transport : "http";
+}
+
 function requestInfo(request: TaggedRequest, transport: "http" | "sse", serverCorrelationId?: string): RequestInfo {
   const state = request[STATE] as RequestState;
-  const credentials: Credentials = {
-    transport,
-    peerIp: request.socket.remoteAddress ?? null,
-    authorization: singleHeader(request.headers, "authorization"),
-    subjectHeader: singleHeader(request.headers, "x-decision-gate-client-subject"),
-    certificateSubject: verifiedCertificateSubject(request.raw.socket),
-  };
+  const credentials = credentialsOf(request, transport);
   return {
     transport,
     dialect: request.url.startsWith("/mcp") ? "mcp" : "dg",
@@ -171,33 +205,24 @@ function requestInfo(request: TaggedRequest, transport: "http" | "sse", serverCo
   };
 }
 
-/**
- * The subject of a client certificate the TLS handshake verified against the configured client CA, as
- * comma-separated `KEY=value` pairs in certificate order (e.g. `CN=agent-1,O=Example`); null otherwise.
- */
-function verifiedCertificateSubject(socket: Socket): string | null {
-  if (!(socket instanceof TLSSocket) || !socket.authorized) return null;
-  const subject = socket.getPeerX509Certificate()?.subject;
-  return subject === undefined ? null : subject.split("\n").join(",");
-}
-
-function singleHeader(headers: IncomingHttpHeaders, name: string): string | null {
-  const value = headers[name];
-  return typeof value === "string" ? value : Array.isArray(value) ? (value[0] ?? null) : null;
-}
-
 function bodyOf(request: FastifyRequest): Uint8Array {
   return Buffer.isBuffer(request.body) ? request.body : new Uint8Array();
 }
 
-/** MCP bodies are parsed losslessly too, so tool arguments keep exact 64-bit integers. */
+/**
+ * MCP bodies are parsed losslessly too, so tool arguments keep exact 64-bit integers. Batches are refused: the
+ * 2025-06-18 revision of MCP removed them, and each message of one would otherwise escape `max_inflight`.
+ */
 function parseMcpBody(body: Uint8Array): unknown {
+  let message: ReturnType<typeof parseJsonBytes>;
   try {
-    return sdkMessage(parseJsonBytes(body));
+    message = parseJsonBytes(body);
   } catch (error) {
     if (error instanceof JsonParseError) return undefined;
     throw error;
   }
+  if (Array.isArray(message)) throw new InvalidRequestError("invalid request: JSON-RPC batches are not supported");
+  return sdkMessage(message);
 }
 
 /** Errors raised before a message is handled: correlation id, limits, and Fastify's own (body size, parsing). */
@@ -215,18 +240,7 @@ function methodOf(message: unknown): string {
 }
 
 function challengeIfUnauthenticated(reply: FastifyReply, settings: HttpSettings, kind: string | undefined): void {
-  if (kind === "unauthenticated" && settings.bearerChallenge) {
-    reply.header("www-authenticate", 'Bearer realm="decision-gate"');
-  }
-}
-
-function sendError(reply: FastifyReply, settings: HttpSettings, error: unknown, request: TaggedRequest) {
-  const wire = toWireError(error);
-  challengeIfUnauthenticated(reply, settings, wire.kind);
-  if (error instanceof InvalidCorrelationIdError) reply.removeHeader("x-correlation-id");
-  const body = compactJson(errorResponse(null, wire, null));
-  if (request.url.startsWith("/rpc")) return sendRpc(reply, settings, wire.httpStatus, body);
-  return reply.code(wire.httpStatus).type("application/json").send(body);
+  if (kind === "unauthenticated" && settings.bearerChallenge) reply.header("www-authenticate", BEARER_CHALLENGE);
 }
 
 function sendRpc(reply: FastifyReply, settings: HttpSettings, status: number, body: string) {

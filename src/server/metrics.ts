@@ -2,13 +2,21 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { EvidenceContext, EvidenceSource } from "../core/run/evidence.js";
 import type { RunChange, RunKey, RunStateStore } from "../core/run/store.js";
 import type { EvidenceQuery } from "../core/spec/schema.js";
+import { toolDefinitions } from "./tools/catalog.js";
 
 /** Latency buckets in seconds: the reference's declared buckets (1 ms … 30 s). */
 const BUCKETS = [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 /**
- * Prometheus metrics (D11), served at `GET /metrics`. Labels carry tool names, outcomes, error codes, decision
- * kinds and provider ids only: never tenant, run or request data.
+ * Methods and tools counted under their own names. Requests are counted before authentication, so a label never
+ * takes a caller-chosen value: any other method or tool is `other`, and the number of series stays fixed.
+ */
+const KNOWN_METHODS = new Set(["tools/list", "tools/call", "resources/list", "resources/read"]);
+const KNOWN_TOOLS = new Set(toolDefinitions().map((tool) => tool.name));
+
+/**
+ * Prometheus metrics (D11), served at `GET /metrics`. Labels carry known method and tool names, outcomes, error
+ * codes, decision kinds and provider ids only: never tenant, run or request data.
  */
 export class ServerMetrics {
   readonly registry = new Registry();
@@ -53,8 +61,8 @@ export class ServerMetrics {
   request(labels: { dialect: string; method: string | null; tool: string | null; code: number | null }): void {
     this.requests.inc({
       dialect: labels.dialect,
-      method: labels.method ?? "invalid",
-      tool: labels.tool ?? "",
+      method: labels.method === null ? "invalid" : knownOrOther(KNOWN_METHODS, labels.method),
+      tool: labels.tool === null ? "" : knownOrOther(KNOWN_TOOLS, labels.tool),
       outcome: labels.code === null ? "ok" : "error",
       code: labels.code === null ? "" : String(labels.code),
     });
@@ -134,4 +142,8 @@ export class ServerMetrics {
   get contentType(): string {
     return this.registry.contentType;
   }
+}
+
+function knownOrOther(known: ReadonlySet<string>, name: string): string {
+  return known.has(name) ? name : "other";
 }

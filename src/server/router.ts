@@ -79,13 +79,14 @@ export class ToolRouter {
   }
 
   /**
-   * `tools/call`: unknown tool, authentication and rate limit, `allowed_tools`, visibility, the argument size
-   * cap, then the tool (interface §1.2).
+   * `tools/call`: authentication and rate limit, unknown tool, `allowed_tools`, visibility, the argument size
+   * cap, then the tool. The reference checks for an unknown tool first (interface §1.2), which tells callers
+   * without credentials which tools exist; here they get the same refusal whatever they name.
    */
   async callTool(name: string, args: JsonValue, request: RequestInfo): Promise<unknown> {
+    const context = this.contextOf(request, name);
     const handler = this.handlers[name];
     if (handler === undefined || !this.definitions.has(name)) throw new MethodNotFoundError("unknown tool");
-    const context = this.contextOf(request, name);
     this.audited(context, () => authorizeTool(this.auth, name));
     if (!this.isCallable(name)) throw new MethodNotFoundError("unknown tool");
     this.checkArgumentSize(name, args);

@@ -15,7 +15,14 @@ export class ServePolicyError extends DecisionGateError {
  */
 export function checkBindPolicy(config: DecisionGateConfig, allowNonLoopback: boolean): void {
   const { server } = config;
-  if (server.transport === "stdio" || server.bind === undefined || isLoopbackBind(server.bind)) return;
+  if (server.transport === "stdio") return;
+  const metricsBind = server.metrics.bind;
+  if (metricsBind !== undefined && !isLoopbackBind(metricsBind) && !allowNonLoopback) {
+    throw new ServePolicyError(
+      `Refusing to bind metrics to non-loopback address ${metricsBind}. Set --allow-non-loopback or DECISION_GATE_ALLOW_NON_LOOPBACK=1 to opt in.`,
+    );
+  }
+  if (server.bind === undefined || isLoopbackBind(server.bind)) return;
   const bind = server.bind;
   if (!allowNonLoopback) {
     throw new ServePolicyError(

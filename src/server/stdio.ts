@@ -1,15 +1,12 @@
 import type { Readable, Writable } from "node:stream";
-import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
-import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
-import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
-import { InvalidRequestError, JsonParseError, LimitError } from "../core/errors.js";
-import { parseJsonBytes } from "../json/parse.js";
+import { InvalidRequestError, LimitError } from "../core/errors.js";
 import { compactJson } from "../json/write.js";
 import type { ServerCorrelationIds } from "./correlation.js";
 import { errorResponse, handleDgMessage } from "./dialects/dg-rpc.js";
-import { createMcpServer, sdkMessage } from "./dialects/mcp.js";
+import { createMcpServer } from "./dialects/mcp.js";
 import { type Observers, observeRequest } from "./observe.js";
 import type { RequestInfo, ToolRouter } from "./router.js";
+import { type Frame, serveMcpLines } from "./stdio-mcp.js";
 import { toWireError } from "./wire-errors.js";
 
 const MAX_HEADER_BYTES = 8192;
@@ -74,7 +71,6 @@ export async function serveStdio(
         error: outcome.error,
         requestBytes: "body" in frame ? frame.body.length : 0,
         responseBytes: Buffer.byteLength(response),
-        clientSubject: null,
       },
     );
     output.write(encodeFrame(response));
@@ -85,15 +81,18 @@ export function encodeFrame(body: string): string {
   return `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 }
 
-type Frame = { body: Buffer } | { problem: Error };
+const LENGTH_HEADER = Buffer.from("Content-Length:");
 
 /**
  * Splits Content-Length framed input. A frame whose header is unusable or whose body is too large yields a
- * problem (the body, when its length is known, is skipped) and reading goes on with the next frame.
+ * problem, and reading goes on: an oversized body of known length is skipped; after an unusable header, whose
+ * body length is unknown, input is dropped up to the next `Content-Length:` (a JSON body never holds one
+ * outside a string), so one bad frame costs at most the frames it garbles, never the rest of the session.
  */
 async function* contentLengthFrames(chunks: AsyncIterable<Buffer>, maxBodyBytes: number): AsyncGenerator<Frame> {
   let buffer = Buffer.alloc(0);
   let skip = 0;
+  let resync = false;
   for await (const chunk of chunks) {
     buffer = Buffer.concat([buffer, chunk]);
     for (;;) {
@@ -103,21 +102,22 @@ async function* contentLengthFrames(chunks: AsyncIterable<Buffer>, maxBodyBytes:
         buffer = buffer.subarray(dropped);
         if (skip > 0) break;
       }
-      const header = headerEnd(buffer);
-      if (header === null) {
-        if (buffer.length > MAX_HEADER_BYTES) {
-          yield { problem: new InvalidRequestError("invalid json-rpc request: frame header too large") };
-          buffer = Buffer.alloc(0);
-        }
-        break;
+      if (resync) {
+        const next = buffer.indexOf(LENGTH_HEADER);
+        // Keeps a tail that may be the start of a header split across reads.
+        buffer = buffer.subarray(next === -1 ? Math.max(0, buffer.length - LENGTH_HEADER.length + 1) : next);
+        if (next === -1) break;
+        resync = false;
       }
-      const length = contentLength(buffer.subarray(0, header.start).toString("latin1"));
-      const bodyStart = header.end;
-      if (length === null) {
-        yield { problem: new InvalidRequestError("invalid json-rpc request: missing or invalid content length") };
-        buffer = buffer.subarray(bodyStart);
+      const header = frameHeader(buffer);
+      if (header === null) break;
+      if ("unusable" in header) {
+        yield { problem: new InvalidRequestError(`invalid json-rpc request: ${header.unusable}`) };
+        buffer = buffer.subarray(1);
+        resync = true;
         continue;
       }
+      const { bodyStart, length } = header;
       if (length > maxBodyBytes) {
         yield { problem: new LimitError("request_too_large", "request body too large") };
         skip = length;
@@ -167,6 +167,14 @@ function isBlank(bytes: Buffer): boolean {
   return firstByteIndex(bytes) === bytes.length;
 }
 
+/** The next frame's header: where its body starts and how long it is, why it is unusable, or null until complete. */
+function frameHeader(buffer: Buffer): { bodyStart: number; length: number } | { unusable: string } | null {
+  const header = headerEnd(buffer.subarray(0, MAX_HEADER_BYTES + 4));
+  if (header === null) return buffer.length > MAX_HEADER_BYTES ? { unusable: "frame header too large" } : null;
+  const length = contentLength(buffer.subarray(0, header.start).toString("latin1"));
+  return length === null ? { unusable: "missing or invalid content length" } : { bodyStart: header.end, length };
+}
+
 /** The end of a header block: a blank line, with CRLF or LF line ends. */
 function headerEnd(buffer: Buffer): { start: number; end: number } | null {
   const crlf = buffer.indexOf("\r\n\r\n");
@@ -209,63 +217,5 @@ async function* prepend(first: Buffer, rest: AsyncIterator<Buffer>): AsyncGenera
     const next = await rest.next();
     if (next.done) return;
     yield next.value;
-  }
-}
-
-/** Standard MCP on stdio: the SDK server over a transport that reads lines losslessly. */
-async function serveMcpLines(lines: AsyncIterable<Frame>, output: Writable, createServer: () => Server): Promise<void> {
-  const transport = new LineTransport(lines, output);
-  const server = createServer();
-  const closed = new Promise<void>((resolve) => {
-    server.onclose = resolve;
-  });
-  await server.connect(transport);
-  await closed;
-}
-
-/** A newline-delimited JSON-RPC transport that parses with the lossless parser (exact 64-bit integers). */
-class LineTransport implements Transport {
-  onclose?: () => void;
-  onerror?: (error: Error) => void;
-  onmessage?: (message: JSONRPCMessage) => void;
-
-  constructor(
-    private readonly lines: AsyncIterable<Frame>,
-    private readonly output: Writable,
-  ) {}
-
-  async start(): Promise<void> {
-    void this.pump();
-  }
-
-  async send(message: JSONRPCMessage): Promise<void> {
-    this.output.write(`${JSON.stringify(message)}\n`);
-  }
-
-  async close(): Promise<void> {
-    this.onclose?.();
-  }
-
-  private async pump(): Promise<void> {
-    for await (const line of this.lines) {
-      if ("problem" in line) this.reject(line.problem);
-      else this.receive(line.body);
-    }
-    await this.close();
-  }
-
-  private receive(line: Buffer): void {
-    try {
-      this.onmessage?.(sdkMessage(parseJsonBytes(line)) as JSONRPCMessage);
-    } catch (error) {
-      if (!(error instanceof JsonParseError)) throw error;
-      void this.send({ jsonrpc: "2.0", id: null, error: { code: -32700, message: "parse error" } } as never);
-    }
-  }
-
-  /** A line that could not be read answers with the typed error, as an id-less JSON-RPC error. */
-  private reject(problem: Error): void {
-    const { code, message } = toWireError(problem);
-    void this.send({ jsonrpc: "2.0", id: null, error: { code, message } } as never);
   }
 }

@@ -33,8 +33,12 @@ const TABLE: Record<ErrorKind, { code: number; httpStatus: number }> = {
   invalid_correlation_id: { code: -32073, httpStatus: 400 },
 };
 
-/** Tool-level errors whose HTTP status differs from their kind's (the transport-level form of the kind). */
-const HTTP_STATUS_BY_CODE: Record<string, number> = { discovery_response_too_large: 200 };
+/** Errors whose HTTP status is not their kind's: the tool-level form of a transport error, or a finer status. */
+const HTTP_STATUS_BY_CODE: Record<string, number> = {
+  discovery_response_too_large: 200,
+  unsupported_media_type: 415,
+  host_not_allowed: 421,
+};
 
 /** Maps any thrown value to its wire form. This is the only place that knows codes and statuses. */
 export function toWireError(error: unknown): WireError {

@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { InvalidInputError } from "../core/errors.js";
-import type { RunStateStore } from "../core/run/store.js";
+import type { RunStateStore, RunStoreVerifier } from "../core/run/store.js";
 import { MemoryRunStateStore } from "./memory.js";
 import type { ScenarioRegistry, SchemaRegistry } from "./registries.js";
 import { MAX_SCHEMA_BYTES, type SchemaLimits } from "./registry-common.js";
@@ -10,6 +10,15 @@ import { type JournalMode, openSqliteDatabase, type SqliteDatabase, type SyncMod
 import { SqliteRunStateStore } from "./sqlite/run-state.js";
 import { SqliteScenarioRegistry } from "./sqlite/scenario-registry.js";
 import { SqliteSchemaRegistry } from "./sqlite/schema-registry.js";
+import {
+  checkStoreFile,
+  DEFAULT_STARTUP_CHECK,
+  problemsOf,
+  type StartupCheck,
+  type StoreCheckDepth,
+  type StoreFileCheck,
+  storeDamagedError,
+} from "./store-check.js";
 
 /* Builds the stores from the validated `[run_state_store]` and `[schema_registry]` sections (interface §5.16–17). */
 
@@ -28,6 +37,8 @@ export interface RunStateStoreConfig extends StoreSectionConfig {
    * this store keeps one append-only log per run in which every record is live, so there is nothing to prune.
    */
   max_versions?: number | bigint | null;
+  /** What is verified before a SQLite store is served (docs/STORAGE.md). */
+  startup_check?: StartupCheck;
 }
 
 export interface SchemaRegistryConfig extends StoreSectionConfig {
@@ -41,30 +52,52 @@ export interface StoresConfig {
 }
 
 export interface Stores {
-  runs: RunStateStore;
+  runs: RunStateStore & RunStoreVerifier;
   /** SQLite in the run-state database when `run_state_store` is sqlite, so definitions survive restarts (D2). */
   scenarios: ScenarioRegistry;
   schemas: SchemaRegistry;
+  /** Checks every SQLite file opened here: SQLite's own check and, in the run-state file, every run. */
+  check(depth: StoreCheckDepth, progress?: (checked: number, total: number) => void): Promise<StoreFileCheck[]>;
+  /** Copies the run-state file to `to` with SQLite's online backup API (a consistent snapshot of a live store). */
+  backup(to: string): Promise<void>;
   /** Closes every database opened here (once, also when both sections share a file). */
   close(): Promise<void>;
 }
 
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 
+/** Opens the configured stores; a SQLite file that is damaged (per `startup_check`) is refused, naming it. */
 export async function openStores(config: StoresConfig): Promise<Stores> {
   const opened: SqliteDatabase[] = [];
   try {
     const runDb = openSection(config.run_state_store, "run_state_store", opened);
     const schemaDb = openSection(config.schema_registry, "schema_registry", opened, config.run_state_store);
     const limits = schemaLimits(config.schema_registry);
-    return {
-      runs: runDb === undefined ? new MemoryRunStateStore() : new SqliteRunStateStore(runDb),
+    const runs = runDb === undefined ? new MemoryRunStateStore() : new SqliteRunStateStore(runDb);
+    const stores: Stores = {
+      runs,
       scenarios: runDb === undefined ? new MemoryScenarioRegistry() : new SqliteScenarioRegistry(runDb),
       schemas: schemaDb === undefined ? new MemorySchemaRegistry(limits) : new SqliteSchemaRegistry(schemaDb, limits),
+      check: async (depth, progress) => {
+        const found: StoreFileCheck[] = [];
+        for (const db of opened) found.push(await checkStoreFile(db, db === runDb ? runs : null, depth, progress));
+        return found;
+      },
+      backup: async (to) => {
+        if (runDb === undefined)
+          throw new InvalidInputError("run_state_store is in memory: there is no file to back up");
+        await runDb.backup(to);
+      },
       close: async () => {
         for (const db of opened) db.close();
       },
     };
+    const startupCheck = config.run_state_store.startup_check ?? DEFAULT_STARTUP_CHECK;
+    if (startupCheck !== "off") {
+      const damaged = (await stores.check(startupCheck)).find((found) => problemsOf(found).length > 0);
+      if (damaged !== undefined) throw storeDamagedError(damaged.path, problemsOf(damaged));
+    }
+    return stores;
   } catch (error) {
     for (const db of opened) db.close();
     throw error;

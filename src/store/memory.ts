@@ -1,74 +1,140 @@
 import { ControlPlaneError } from "../core/errors.js";
-import type { DecisionRecord, PacketRecord, RunState, SubmissionRecord } from "../core/run/schema.js";
+import type { RunState } from "../core/run/schema.js";
 import {
-  countsOf,
-  emptyAppendedRecords,
   type RunChange,
+  type RunCheckDepth,
   type RunHead,
   type RunKey,
   type RunSession,
   type RunStateStore,
+  type RunStoreCheck,
+  type RunStoreVerifier,
   runKeyText,
   StaleRunVersionError,
   type StoredReceipt,
 } from "../core/run/store.js";
+import {
+  type ChainedRecord,
+  chainRecords,
+  duplicateTriggerError,
+  encodeAppended,
+  genesisHash,
+  type KeyedKind,
+  type RecordKind,
+  triggerListEntries,
+  zeroCounts,
+} from "./run-log/records.js";
+import { VerifiedRunSession } from "./run-log/session.js";
+import {
+  type KnownTail,
+  type RunLogSource,
+  type StoredRecord,
+  storedForm,
+  VerifiedRunLog,
+  verifyEachRun,
+  verifyToDepth,
+} from "./run-log/verified-log.js";
 
-interface StoredRun {
-  state: RunState;
+/** One run as the memory store keeps it: the head, and the records in their stored form with lookup maps. */
+interface MemoryRun {
+  key: RunKey;
+  head: RunHead;
+  chainTip: string;
+  tail?: KnownTail;
+  records: StoredRecord[];
+  /** Positions by kind, in seq order. */
+  positionsOf: Map<string, number[]>;
+  /** The lookup index: the position of the first trigger or decision naming a trigger id. */
+  byTrigger: Map<string, number>;
+  /** The trigger list, kept apart from the index: the seq of that record. */
+  listed: Map<string, number>;
+  packetsByDecision: Map<string, number[]>;
+  submissionsById: Map<string, number[]>;
   receipts: StoredReceipt[];
-  version: number;
-  decisionByTrigger: Map<string, DecisionRecord>;
-  packetsByDecision: Map<string, PacketRecord[]>;
-  submissionById: Map<string, SubmissionRecord>;
 }
 
 /**
- * A run-state store held in process memory (`[run_state_store] type = "memory"`): fast and complete, but
- * gone when the process exits. Records are copied in and out, so callers can never alias stored state.
+ * A run-state store held in process memory (`[run_state_store] type = "memory"`): gone when the process exits.
+ * Records are kept as their canonical bytes in the same chained form as in a database, and read back through the
+ * same verification, so callers can never alias stored state and both backends keep one contract.
  */
-export class MemoryRunStateStore implements RunStateStore {
-  private readonly runs = new Map<string, StoredRun>();
+export class MemoryRunStateStore implements RunStateStore, RunStoreVerifier {
+  private readonly runs = new Map<string, MemoryRun>();
 
   async create(state: RunState, receipts: StoredReceipt[] = []): Promise<void> {
     const key = runKeyText(state);
     if (this.runs.has(key)) throw new ControlPlaneError("run_exists", `run already exists: ${state.run_id}`);
-    const copy = structuredClone(state);
-    const run: StoredRun = {
-      state: { ...copy, ...emptyAppendedRecords() },
-      receipts: structuredClone(receipts),
-      version: 0,
-      decisionByTrigger: new Map(),
+    const chained = chainRecords(zeroCounts(), genesisHash(state), encodeAppended(state), state);
+    const { tenant_id, namespace_id, run_id, scenario_id, spec_hash, dispatch_targets } = state;
+    const { current_stage_id, stage_entered_at, status } = state;
+    const identity = { tenant_id, namespace_id, run_id, scenario_id, spec_hash, dispatch_targets };
+    const run: MemoryRun = {
+      key: { tenant_id, namespace_id, run_id },
+      head: structuredClone({
+        ...identity,
+        current_stage_id,
+        stage_entered_at,
+        status,
+        counts: zeroCounts(),
+        version: 0,
+      }),
+      chainTip: genesisHash(state),
+      records: [],
+      positionsOf: new Map(),
+      byTrigger: new Map(),
+      listed: new Map(),
       packetsByDecision: new Map(),
-      submissionById: new Map(),
+      submissionsById: new Map(),
+      receipts: structuredClone(receipts),
     };
-    appendAll(run, copy);
+    append(run, chained);
     this.runs.set(key, run);
   }
 
   async open(key: RunKey): Promise<RunSession | undefined> {
     const run = this.runs.get(runKeyText(key));
-    return run === undefined ? undefined : new MemoryRunSession(run);
+    if (run === undefined) return undefined;
+    const log = verifiedLog(run);
+    run.tail = log.verifyTail(run.tail);
+    return new VerifiedRunSession(structuredClone(run.head), log, {
+      last: () => structuredClone(run.receipts.at(-1)),
+      ofDecision: (decisionId) => structuredClone(run.receipts.find((receipt) => receipt.decision_id === decisionId)),
+    });
   }
 
   async commit(key: RunKey, expectedVersion: number, change: RunChange): Promise<void> {
     const run = this.runs.get(runKeyText(key));
-    if (run === undefined || run.version !== expectedVersion) throw new StaleRunVersionError(key);
-    const copy = structuredClone(change);
-    run.state.current_stage_id = copy.current_stage_id;
-    run.state.stage_entered_at = copy.stage_entered_at;
-    run.state.status = copy.status;
-    appendAll(run, copy.appended);
-    run.receipts.push(...(copy.receipts ?? []));
-    run.version++;
+    if (run === undefined || run.head.version !== expectedVersion) throw new StaleRunVersionError(key);
+    const chained = chainRecords(run.head.counts, run.chainTip, encodeAppended(change.appended), key);
+    append(run, chained);
+    run.head.current_stage_id = change.current_stage_id;
+    run.head.stage_entered_at = structuredClone(change.stage_entered_at);
+    run.head.status = change.status;
+    run.head.version++;
+    run.receipts.push(...structuredClone(change.receipts ?? []));
   }
 
   async load(key: RunKey): Promise<RunState | undefined> {
     const run = this.runs.get(runKeyText(key));
-    return run === undefined ? undefined : structuredClone(run.state);
+    if (run === undefined) return undefined;
+    const { counts: _counts, version: _version, ...head } = structuredClone(run.head);
+    return { ...head, ...verifiedLog(run).loadAll() };
   }
 
   async loadReceipts(key: RunKey): Promise<StoredReceipt[]> {
     return structuredClone(this.runs.get(runKeyText(key))?.receipts ?? []);
+  }
+
+  async verifyRuns(depth: RunCheckDepth, progress?: (checked: number, total: number) => void): Promise<RunStoreCheck> {
+    const verifyOne = (key: RunKey) => {
+      const run = this.runs.get(runKeyText(key));
+      return run === undefined ? 0 : verifyToDepth(verifiedLog(run), depth);
+    };
+    return verifyEachRun(
+      [...this.runs.values()].map((run) => run.key),
+      verifyOne,
+      progress,
+    );
   }
 
   async ready(): Promise<boolean> {
@@ -76,75 +142,99 @@ export class MemoryRunStateStore implements RunStateStore {
   }
 }
 
-function appendAll(run: StoredRun, records: RunChange["appended"]): void {
-  const state = run.state;
-  state.triggers.push(...records.triggers);
-  state.gate_evals.push(...records.gate_evals);
-  state.decisions.push(...records.decisions);
-  state.packets.push(...records.packets);
-  state.submissions.push(...records.submissions);
-  state.tool_calls.push(...records.tool_calls);
-  for (const decision of records.decisions) {
-    if (!run.decisionByTrigger.has(decision.trigger_id)) run.decisionByTrigger.set(decision.trigger_id, decision);
-  }
-  for (const packet of records.packets) {
-    const list = run.packetsByDecision.get(packet.decision_id) ?? [];
-    list.push(packet);
-    run.packetsByDecision.set(packet.decision_id, list);
-  }
-  for (const submission of records.submissions) run.submissionById.set(submission.submission_id, submission);
+function verifiedLog(run: MemoryRun): VerifiedRunLog {
+  return new VerifiedRunLog(new MemoryRunLogSource(run), run.key, { counts: run.head.counts, chainTip: run.chainTip });
 }
 
-class MemoryRunSession implements RunSession {
-  readonly head: RunHead;
+/** Appends chained records, all or nothing: a second trigger or decision for a listed trigger id is refused. */
+function append(run: MemoryRun, chained: ReturnType<typeof chainRecords>): void {
+  const entries = triggerListEntries(chained.records);
+  const fresh = new Set<string>();
+  for (const entry of entries) {
+    const listKey = triggerKey(entry.kind, entry.trigger_id);
+    if (run.listed.has(listKey) || fresh.has(listKey)) throw duplicateTriggerError(run.key, entry);
+    fresh.add(listKey);
+  }
+  for (const record of chained.records) index(run, record);
+  for (const entry of entries) run.listed.set(triggerKey(entry.kind, entry.trigger_id), entry.seq);
+  run.head.counts = chained.counts;
+  run.chainTip = chained.chainTip;
+  const last = chained.records.at(-1);
+  if (last !== undefined) run.tail = { chainTip: chained.chainTip, row: storedForm(last) };
+}
 
-  constructor(private readonly run: StoredRun) {
-    const { state } = run;
-    this.head = structuredClone({
-      tenant_id: state.tenant_id,
-      namespace_id: state.namespace_id,
-      run_id: state.run_id,
-      scenario_id: state.scenario_id,
-      spec_hash: state.spec_hash,
-      current_stage_id: state.current_stage_id,
-      stage_entered_at: state.stage_entered_at,
-      status: state.status,
-      dispatch_targets: state.dispatch_targets,
-      counts: countsOf(state),
-      version: run.version,
+function index(run: MemoryRun, record: ChainedRecord): void {
+  run.records.push(storedForm(record));
+  const push = (map: Map<string, number[]>, key: string) => {
+    const positions = map.get(key);
+    if (positions === undefined) map.set(key, [record.position]);
+    else positions.push(record.position);
+  };
+  push(run.positionsOf, record.kind);
+  if ((record.kind === "trigger" || record.kind === "decision") && record.trigger_id !== null) {
+    const key = triggerKey(record.kind, record.trigger_id);
+    if (!run.byTrigger.has(key)) run.byTrigger.set(key, record.position);
+  }
+  if (record.kind === "packet" && record.decision_id !== null) push(run.packetsByDecision, record.decision_id);
+  if (record.kind === "submission" && record.submission_id !== null) push(run.submissionsById, record.submission_id);
+}
+
+function triggerKey(kind: KeyedKind, triggerId: string): string {
+  return `${kind}\n${triggerId}`;
+}
+
+/** The raw rows of one memory run, for `VerifiedRunLog`. */
+class MemoryRunLogSource implements RunLogSource {
+  constructor(private readonly run: MemoryRun) {}
+
+  atPosition(position: number) {
+    return this.run.records[position - 1];
+  }
+
+  prevHashAt(position: number) {
+    return this.atPosition(position)?.prev_hash;
+  }
+
+  bySeq(kind: RecordKind, seq: number) {
+    const position = this.run.positionsOf.get(kind)?.[seq - 1];
+    return position === undefined ? undefined : this.atPosition(position);
+  }
+
+  firstByTrigger(kind: KeyedKind, triggerId: string, maxSeq: number) {
+    const position = this.run.byTrigger.get(triggerKey(kind, triggerId));
+    const row = position === undefined ? undefined : this.atPosition(position);
+    return row !== undefined && row.seq <= maxSeq ? row : undefined;
+  }
+
+  listedTrigger(kind: KeyedKind, triggerId: string) {
+    return this.run.listed.get(triggerKey(kind, triggerId));
+  }
+
+  packetsOf(decisionId: string, maxSeq: number) {
+    return this.rows(this.run.packetsByDecision.get(decisionId), maxSeq);
+  }
+
+  lastSubmission(submissionId: string, maxSeq: number) {
+    return this.rows(this.run.submissionsById.get(submissionId), maxSeq).at(-1);
+  }
+
+  upToSeq(kind: RecordKind, maxSeq: number) {
+    return this.rows(this.run.positionsOf.get(kind)?.slice(0, maxSeq), maxSeq);
+  }
+
+  wholeLog() {
+    return [...this.run.records];
+  }
+
+  triggerList() {
+    return [...this.run.listed].map(([key, seq]) => {
+      const [kind = "", ...rest] = key.split("\n");
+      return { kind, trigger_id: rest.join("\n"), seq };
     });
   }
 
-  async decisionForTrigger(triggerId: string): Promise<DecisionRecord | undefined> {
-    return structuredClone(this.run.decisionByTrigger.get(triggerId));
-  }
-
-  async triggerEvent(triggerId: string) {
-    const record = this.run.state.triggers.find((trigger) => trigger.event.trigger_id === triggerId);
-    return structuredClone(record?.event);
-  }
-
-  async lastDecision(): Promise<DecisionRecord | undefined> {
-    return structuredClone(this.run.state.decisions.at(-1));
-  }
-
-  async packetsOfDecision(decisionId: string): Promise<PacketRecord[]> {
-    return structuredClone(this.run.packetsByDecision.get(decisionId) ?? []);
-  }
-
-  async submission(submissionId: string): Promise<SubmissionRecord | undefined> {
-    return structuredClone(this.run.submissionById.get(submissionId));
-  }
-
-  async issuedPacketIds(): Promise<string[]> {
-    return this.run.state.packets.map((packet) => packet.envelope.packet_id);
-  }
-
-  async lastReceipt(): Promise<StoredReceipt | undefined> {
-    return structuredClone(this.run.receipts.at(-1));
-  }
-
-  async receiptOfDecision(decisionId: string): Promise<StoredReceipt | undefined> {
-    return structuredClone(this.run.receipts.find((receipt) => receipt.decision_id === decisionId));
+  private rows(positions: number[] | undefined, maxSeq: number): StoredRecord[] {
+    const rows = (positions ?? []).map((position) => this.run.records[position - 1] as StoredRecord);
+    return rows.filter((row) => row.seq <= maxSeq);
   }
 }

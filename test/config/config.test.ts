@@ -73,7 +73,8 @@ describe("presets", () => {
       transport: config.server.transport,
       bind: config.server.bind,
       tls_termination: config.server.tls_termination,
-      auth: config.server.auth,
+      // D13: hardened and container-prod opt in to tenant isolation (checked below); the rest of auth is the same.
+      auth: { ...config.server.auth, tenant_isolation: null },
       dev: config.dev,
       namespace: config.namespace,
       trust: config.trust,
@@ -82,11 +83,37 @@ describe("presets", () => {
       validation: config.validation,
       policy: config.policy,
       feedback: config.server.feedback,
-      providers: config.providers.map(({ name: provider, type, config: settings }) => ({ provider, type, settings })),
+      // hardened and container-prod list the env variables gates may read (checked below); the reference has none.
+      providers: config.providers.map(({ name: provider, type, config: settings }) => ({
+        provider,
+        type,
+        settings: provider === "env" ? undefined : settings,
+      })),
     });
     const withoutRoots = (value: ReturnType<typeof posture>) =>
       JSON.parse(JSON.stringify(toPlainJson(value as unknown as JsonValue)).replaceAll(/"root":"[^"]*"/g, '"root":""'));
     expect(withoutRoots(posture(ours))).toEqual(withoutRoots(posture(reference)));
+  });
+
+  it("isolates tenants in hardened and container-prod only; the reference presets leave it off", async () => {
+    const isolating = listPresets().filter(
+      (name) => parseConfigText(readFileSync(presetPath(name), "utf8")).config.server.auth.tenant_isolation,
+    );
+    expect(isolating.sort()).toEqual(["container-prod", "hardened"]);
+    for (const name of referencePresetFiles) {
+      const { config } = await loadConfig({ path: join(REFERENCE_PRESETS, name) });
+      expect(config.server.auth.tenant_isolation, name).toBe(false);
+    }
+  });
+
+  it("gives the env provider an allowlist in hardened and container-prod only", () => {
+    const listing = listPresets().filter((name) =>
+      parseConfigText(readFileSync(presetPath(name), "utf8")).config.providers.some(
+        (entry) =>
+          entry.name === "env" && (entry.config as { allowlist?: unknown } | undefined)?.allowlist !== undefined,
+      ),
+    );
+    expect(listing.sort()).toEqual(["container-prod", "hardened"]);
   });
 
   it("keeps SQLite files under ./.decision-gate/ (container-prod: /var/lib/decision-gate/)", () => {
@@ -111,7 +138,14 @@ describe("defaults", () => {
       tls_termination: "server",
       max_body_bytes: 1_048_576,
       limits: { max_inflight: 256 },
-      auth: { mode: "local_only", bearer_tokens: [], mtls_subjects: [], allowed_tools: [], principals: [] },
+      auth: {
+        mode: "local_only",
+        bearer_tokens: [],
+        mtls_subjects: [],
+        allowed_tools: [],
+        principals: [],
+        tenant_isolation: false,
+      },
       audit: { enabled: true, log_precheck_payloads: false },
       feedback: {
         scenario_next: { default: "summary", local_only_default: "trace", max: "trace" },
@@ -126,7 +160,11 @@ describe("defaults", () => {
     expect(config.dev.permissive_exempt_providers).toEqual(["assetcore_read", "assetcore"]);
     expect(config.namespace).toEqual({ allow_default: false, default_tenants: [], authority: { mode: "none" } });
     expect(config.trust).toEqual({ default_policy: "audit", min_lane: "verified" });
-    expect(config.evidence).toEqual({ allow_raw_values: false, require_provider_opt_in: true });
+    expect(config.evidence).toEqual({
+      allow_raw_values: false,
+      require_provider_opt_in: true,
+      record_raw_values: true,
+    });
     expect(config.provider_discovery).toEqual({ allowlist: [], denylist: [], max_response_bytes: 1_048_576 });
     expect(config.validation).toMatchObject({ strict: true, profile: "strict_core_v1", allow_permissive: false });
     expect(config.policy).toEqual({ engine: "permit_all" });
@@ -135,6 +173,7 @@ describe("defaults", () => {
       busy_timeout_ms: 5000,
       journal_mode: "wal",
       sync_mode: "full",
+      startup_check: "quick",
     });
     expect(config.schema_registry).toMatchObject({
       type: "memory",
@@ -177,7 +216,7 @@ describe("path resolution", () => {
     const cwd = directoryWith({ "conf/a.toml": file("http"), "env.toml": file("sse"), "decision-gate.toml": "" });
     const loaded = await loadConfig({ path: "conf/a.toml", cwd, env: { DECISION_GATE_CONFIG: join(cwd, "env.toml") } });
     expect(loaded.path).toBe(join(cwd, "conf/a.toml"));
-    expect(loaded.baseDir).toBe(join(cwd, "conf"));
+    expect(loaded.baseDir).toBe(cwd);
     expect(loaded.config.server.transport).toBe("http");
     expect(loaded.preset).toBeNull();
   });
@@ -225,8 +264,17 @@ describe("path resolution", () => {
     expect(error.message).toBe("config io error: DECISION_GATE_CONFIG exceeds 4096 bytes");
   });
 
-  it("resolves relative paths against the config file's directory", async () => {
+  it("resolves relative paths against the working directory by default, as the reference", async () => {
+    const cwd = directoryWith({ "project/dg.toml": '[run_state_store]\ntype = "sqlite"\npath = "state/runs.db"\n' });
+    const { config, baseDir } = await loadConfig({ path: "project/dg.toml", cwd });
+    expect(baseDir).toBe(cwd);
+    expect(config.run_state_store.path).toBe(join(cwd, "state/runs.db"));
+  });
+
+  it('resolves relative paths against the config file\'s directory with [paths] relative_to = "config_file"', async () => {
     const text = `
+[paths]
+relative_to = "config_file"
 [server]
 transport = "http"
 bind = "127.0.0.1:4000"
@@ -357,6 +405,11 @@ describe("validation messages", () => {
     ],
     [bearer, "server.auth.bearer_tokens", "bearer_token auth requires bearer_tokens"],
     [`${http}[server.auth]\nmode = "mtls"\n`, "server.auth.mtls_subjects", "mtls auth requires mtls_subjects"],
+    [
+      "[server.auth]\ntenant_isolation = true\n",
+      "server.auth.tenant_isolation",
+      "tenant_isolation requires principals",
+    ],
     [`${bearer}bearer_tokens = [${quoted(65, (i) => `t${i}`)}]\n`, "server.auth.bearer_tokens", "too many auth tokens"],
     [`${bearer}bearer_tokens = [" "]\n`, "server.auth.bearer_tokens[0]", "auth token must be non-empty"],
     [`${bearer}bearer_tokens = ["${"t".repeat(257)}"]\n`, "server.auth.bearer_tokens[0]", "auth token too long"],

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { createDispatchPolicy } from "../../src/core/dispatch/policy.js";
 import { ConflictError, InvalidInputError, SpecInvalidError } from "../../src/core/errors.js";
 import { ControlPlane } from "../../src/core/run/control-plane.js";
+import { REDACT_ALL } from "../../src/core/run/evidence.js";
 import { TriggerEvent } from "../../src/core/run/schema.js";
 import { decode } from "../../src/core/wire/common.js";
 import { parseJson } from "../../src/json/parse.js";
@@ -469,9 +470,28 @@ describe("evidence failures and trust", () => {
     expect((await tightened.plane.next(nextRequest("t-1", 10))).decision.outcome.kind).toBe("hold");
   });
 
-  it("by default records no raw value, but keeps the hash, anchor and status", async () => {
+  it("by default records the raw value with its hash, anchor and status, as the reference does", async () => {
     const store = new MemoryRunStateStore();
     const plane = new ControlPlane(specFrom(RELEASE_GATE), { store, evidence: new TimeEvidence() });
+    await plane.start(runConfig(), logical(1), false);
+    await plane.next(nextRequest("t-1", 3));
+    expect((await store.load(runConfig()))?.gate_evals[0]?.evidence[0]).toEqual({
+      condition_id: "after_window",
+      status: "False",
+      result: {
+        ...jsonResult(false, { anchor_type: "trigger_time_logical", anchor_value: "3" }),
+        evidence_hash: sha("fcbcf165908dd18a9e49f7ff27810176db8e9f63b4352213741664245224f8aa"),
+      },
+    });
+  });
+
+  it("with a recording policy that withholds values, records no raw value but keeps the hash, anchor and status", async () => {
+    const store = new MemoryRunStateStore();
+    const plane = new ControlPlane(specFrom(RELEASE_GATE), {
+      store,
+      evidence: new TimeEvidence(),
+      recordDisclosure: REDACT_ALL,
+    });
     await plane.start(runConfig(), logical(1), false);
     await plane.next(nextRequest("t-1", 3));
     expect((await store.load(runConfig()))?.gate_evals[0]?.evidence[0]).toEqual({

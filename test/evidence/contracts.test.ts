@@ -20,7 +20,8 @@ import {
   type StrictOptions,
   StrictValidationError,
   type TypeClass,
-  validateComparatorForSchema,
+  validateConditionSchema,
+  validatePrecheckStrict,
   validateSpecStrict,
 } from "../../src/evidence/contracts/strict.js";
 import { hashCanonical } from "../../src/json/hash.js";
@@ -612,6 +613,16 @@ function withListed(schema: JsonObject, comparators: Comparator[]): JsonObject {
   return { ...schema, "x-decision-gate": { ...meta, allowed_comparators: comparators } };
 }
 
+/** The strict check of a condition `c` with this comparator and expected value against `schema`. */
+function validateComparatorForSchema(
+  schema: JsonValue,
+  comparator: Comparator,
+  expected: JsonValue | null,
+  options: StrictOptions,
+): void {
+  validateConditionSchema({ condition_id: "c", comparator, expected }, schema, options, "test schema");
+}
+
 function strictFailure(action: () => void): string {
   try {
     action();
@@ -637,23 +648,23 @@ describe("strict matrix (lex and deep enabled)", () => {
         expect(combinedAllowance([typeClass], comparator)).toBe("allowed");
         if (typeClass === "Null" && expected === null && group === "eq/ne") {
           // The class allows it, but `expected: null` reads as "no expected value": equals null is inexpressible.
-          expect(strictFailure(validate(schema))).toMatch(/requires an expected value/);
+          expect(strictFailure(validate(schema))).toBe(`condition c comparator ${comparator} requires expected value`);
         } else {
           expect(validate(schema)).not.toThrow();
         }
       } else if (cell === "opt") {
         expect(combinedAllowance([typeClass], comparator)).toBe("opt_in");
         expect(strictFailure(validate(schema))).toBe(
-          `comparator ${comparator} requires explicit opt-in for type class ${typeClass} (list it in x-decision-gate.allowed_comparators)`,
+          `condition c comparator ${comparator} requires explicit opt-in (type class ${typeClass} in test schema; list it in x-decision-gate.allowed_comparators)`,
         );
         expect(validate(withListed(schema, [comparator]))).not.toThrow();
-        expect(strictFailure(validate(withListed(schema, ["exists"])))).toMatch(
-          /is not in x-decision-gate.allowed_comparators/,
+        expect(strictFailure(validate(withListed(schema, ["exists"])))).toBe(
+          `condition c comparator ${comparator} not in allowed_comparators (test schema)`,
         );
       } else {
         expect(combinedAllowance([typeClass], comparator)).toBe("forbidden");
         expect(strictFailure(validate(schema))).toBe(
-          `comparator ${comparator} is not allowed for type class ${typeClass}`,
+          `condition c comparator ${comparator} not allowed for schema type (type class ${typeClass} in test schema)`,
         );
       }
     }
@@ -669,7 +680,9 @@ describe("strict config gates", () => {
       const message = strictFailure(() =>
         validateComparatorForSchema(withListed(schema, ["exists"]), comparator, sample, DEFAULT_STRICT_OPTIONS),
       );
-      expect(message).toMatch(new RegExp(`^comparator ${comparator} is disabled by config \\(validation\\.enable_`));
+      expect(message).toMatch(
+        new RegExp(`^condition c comparator ${comparator} is disabled by config \\(validation\\.enable_`),
+      );
     }
   });
 
@@ -690,12 +703,12 @@ describe("strict config gates", () => {
     );
     expect(() => registry.validateSpec(spec)).not.toThrow();
     expect(strictFailure(() => validateSpecStrict(spec, registry, DEFAULT_STRICT_OPTIONS))).toBe(
-      "condition lex (json.path): comparator lex_greater_than is disabled by config (validation.enable_lexicographic=false)",
+      "condition lex comparator lex_greater_than is disabled by config (validation.enable_lexicographic=false)",
     );
     expect(() => validateSpecStrict(spec, registry, ALL_ON)).not.toThrow();
     const deep = specWith(cond("deep", "json.path", "deep_not_equals", `{"file": "a.json"}`, "[1]"));
     expect(strictFailure(() => validateSpecStrict(deep, registry, DEFAULT_STRICT_OPTIONS))).toMatch(
-      /^condition deep \(json\.path\): .*enable_deep_equals=false/,
+      /^condition deep comparator deep_not_equals is disabled by config \(validation\.enable_deep_equals=false\)$/,
     );
   });
 
@@ -703,20 +716,22 @@ describe("strict config gates", () => {
     const string = CLASS_CASES.String.schema;
     const check = (schema: JsonObject, options = ALL_ON) =>
       strictFailure(() => validateComparatorForSchema(schema, "equals", "a", options));
-    expect(check(withListed(string, []))).toBe("x-decision-gate.allowed_comparators must not be empty");
+    expect(check(withListed(string, []))).toBe("allowed_comparators must not be empty (condition c, test schema)");
     expect(check({ ...string, "x-decision-gate": { allowed_comparators: ["matches"] } })).toMatch(
-      /array of comparator names/,
+      /^allowed_comparators invalid: expected an array of comparator names/,
     );
-    expect(check({ ...string, "x-decision-gate": "yes" })).toBe("x-decision-gate must be an object");
-    expect(check(withListed(string, ["equals", "lex_less_than"]), DEFAULT_STRICT_OPTIONS)).toMatch(
-      /lists lex_less_than, which is disabled by config/,
+    expect(check({ ...string, "x-decision-gate": "yes" })).toBe(
+      "x-decision-gate must be an object (condition c, test schema)",
+    );
+    expect(check(withListed(string, ["equals", "lex_less_than"]), DEFAULT_STRICT_OPTIONS)).toBe(
+      "allowed_comparators includes disabled comparator lex_less_than (validation.enable_lexicographic=false; condition c, test schema)",
     );
     expect(check(withListed(string, ["equals", "greater_than"]))).toBe(
-      "x-decision-gate.allowed_comparators lists greater_than, which is not allowed for type class String",
+      "allowed_comparators includes comparator greater_than not valid for schema (type class String; condition c, test schema)",
     );
     expect(() => validateComparatorForSchema(withListed(string, ["equals"]), "equals", "a", ALL_ON)).not.toThrow();
     expect(check(withListed(string, ["in_set"]))).toBe(
-      "comparator equals is not in x-decision-gate.allowed_comparators",
+      "condition c comparator equals not in allowed_comparators (test schema)",
     );
   });
 });
@@ -730,7 +745,7 @@ describe("strict type classes", () => {
     expect(() => validateComparatorForSchema({ type: ["integer", "null"] }, "greater_than", 1n, ALL_ON)).not.toThrow();
     expect(() => validateComparatorForSchema(mixed, "equals", "a", ALL_ON)).not.toThrow();
     expect(strictFailure(() => validateComparatorForSchema(mixed, "greater_than", 1n, ALL_ON))).toBe(
-      "comparator greater_than is not allowed for type classes String & Integer",
+      "condition c comparator greater_than not allowed for schema type (type classes String & Integer in test schema)",
     );
     expect(strictFailure(() => validateComparatorForSchema(mixed, "contains", "a", ALL_ON))).toMatch(/not allowed/);
   });
@@ -797,17 +812,19 @@ describe("strict type classes", () => {
     const integer = CLASS_CASES.Integer.schema;
     const fail = (comparator: Comparator, expected: JsonValue | null) =>
       strictFailure(() => validateComparatorForSchema(integer, comparator, expected, ALL_ON));
-    expect(fail("exists", 1n)).toBe("comparator exists does not accept an expected value");
-    expect(fail("equals", null)).toBe("comparator equals requires an expected value");
-    expect(fail("in_set", 1n)).toBe("comparator in_set requires an expected array");
+    expect(fail("exists", 1n)).toBe("condition c comparator exists does not accept expected values");
+    expect(fail("equals", null)).toBe("condition c comparator equals requires expected value");
+    expect(fail("in_set", 1n)).toBe("condition c comparator in_set requires expected array");
     expect(fail("in_set", [1n, "2"])).toMatch(
-      /^comparator in_set: expected value invalid for type class Integer: element 1: /,
+      /^condition c expected value invalid: .* \(in_set element 1; type class Integer in test schema\)$/,
     );
-    expect(fail("greater_than", 1.5)).toMatch(/expected value invalid for type class Integer: value must be integer/);
+    expect(fail("greater_than", 1.5)).toMatch(
+      /^condition c expected value invalid: value must be integer \(type class Integer in test schema\)$/,
+    );
     expect(() => validateComparatorForSchema(integer, "in_set", [], ALL_ON)).not.toThrow();
     expect(
       strictFailure(() => validateComparatorForSchema({ type: "integer", minimum: "x" }, "equals", 1n, ALL_ON)),
-    ).toMatch(/^invalid schema: /);
+    ).toMatch(/^invalid schema: .* \(condition c, test schema\)$/);
   });
 
   it("name the condition and check in spec-level failures, in spec order", () => {
@@ -818,7 +835,96 @@ describe("strict type classes", () => {
       cond("worse", "time.after", "lex_less_than", `{"timestamp": 1}`, "true"),
     );
     expect(strictFailure(() => validateSpecStrict(spec, registry, ALL_ON))).toBe(
-      "condition bad (env.get): comparator greater_than is not allowed for type class String",
+      "condition bad comparator greater_than not allowed for schema type (type class String in env.get result schema)",
+    );
+  });
+});
+
+describe("strict validation messages start with the reference's wording", () => {
+  const string: JsonObject = { type: "string" };
+  const integer: JsonObject = { type: "integer" };
+  const array: JsonObject = { type: "array", items: { type: "string" } };
+  const one = specWith(cond("c", "time.now", "equals", undefined, "1"));
+  const two = specWith(cond("c", "time.now", "equals", undefined, "1"), cond("d", "time.now", "exists"));
+  const onSchema =
+    (schema: JsonValue, comparator: Comparator, expected: JsonValue | null, options = ALL_ON) =>
+    () =>
+      validateComparatorForSchema(schema, comparator, expected, options);
+  const onShape = (spec: ScenarioSpec, shape: JsonValue) => () => validatePrecheckStrict(spec, shape, ALL_ON);
+
+  const TEMPLATES: Array<[string, () => void]> = [
+    [
+      "condition c comparator lex_greater_than is disabled by config",
+      onSchema(string, "lex_greater_than", "a", DEFAULT_STRICT_OPTIONS),
+    ],
+    [
+      "condition c comparator greater_than not allowed for schema type",
+      onSchema({ type: "boolean" }, "greater_than", true),
+    ],
+    ["condition c comparator lex_greater_than requires explicit opt-in", onSchema(string, "lex_greater_than", "a")],
+    [
+      "condition c comparator lex_greater_than not in allowed_comparators",
+      onSchema(withListed(string, ["equals"]), "lex_greater_than", "a"),
+    ],
+    [
+      "condition c comparator contains not in allowed_comparators",
+      onSchema(withListed(string, ["equals"]), "contains", "a"),
+    ],
+    [
+      "allowed_comparators includes disabled comparator deep_equals",
+      onSchema(withListed(array, ["deep_equals"]), "deep_equals", ["a"], DEFAULT_STRICT_OPTIONS),
+    ],
+    [
+      "allowed_comparators includes comparator greater_than not valid for schema",
+      onSchema(withListed(string, ["equals", "greater_than"]), "equals", "a"),
+    ],
+    ["allowed_comparators must not be empty", onSchema(withListed(string, []), "equals", "a")],
+    [
+      "allowed_comparators invalid: ",
+      onSchema({ ...string, "x-decision-gate": { allowed_comparators: "equals" } }, "equals", "a"),
+    ],
+    ["condition c comparator exists does not accept expected values", onSchema(integer, "exists", 1n)],
+    ["condition c comparator in_set requires expected array", onSchema(integer, "in_set", 1n)],
+    ["condition c comparator in_set requires expected array", onSchema(integer, "in_set", null)],
+    ["condition c comparator equals requires expected value", onSchema(integer, "equals", null)],
+    // A JSON null expected value reads as none (as the reference decodes it), so "does not accept null expected
+    // values" cannot arise: an ordering comparator with `expected: null` lacks an expected value.
+    ["condition c comparator greater_than requires expected value", onSchema(integer, "greater_than", null)],
+    ["condition c expected value invalid: ", onSchema(integer, "equals", "x")],
+    ["condition c expected value invalid: ", onSchema(integer, "in_set", [1n, "x"])],
+    ["condition c missing from data shape schema", onShape(one, { type: "object", properties: { d: integer } })],
+    [
+      "schema allows untyped additionalProperties for condition c",
+      onShape(one, { type: "object", properties: {}, additionalProperties: true }),
+    ],
+    ["non-object data shape requires exactly one condition", onShape(two, integer)],
+    ["schema cannot define both oneOf and anyOf", onShape(one, { oneOf: [integer], anyOf: [integer] })],
+    ["schema oneOf must contain at least one option", onShape(one, { oneOf: [] })],
+    ["x-decision-gate must be an object", onSchema({ ...string, "x-decision-gate": [] }, "equals", "a")],
+    ["schema missing type declaration", onSchema({ description: "untyped" }, "equals", "a")],
+    ["unsupported schema type: decimal", onSchema({ type: "decimal" }, "equals", 1n)],
+    ["invalid schema: ", onSchema({ type: "integer", minimum: "x" }, "equals", 1n)],
+  ];
+
+  it.each(TEMPLATES)("%s", (wording, action) => {
+    let failure: unknown;
+    try {
+      action();
+    } catch (error) {
+      failure = error;
+    }
+    expect(failure).toBeInstanceOf(StrictValidationError);
+    const error = failure as StrictValidationError;
+    expect(error.kind).toBe("invalid_params");
+    expect(error.message.startsWith(wording), error.message).toBe(true);
+  });
+
+  it("accept a data shape that types every condition, by property or by additionalProperties", () => {
+    expect(onShape(two, { type: "object", properties: { c: integer }, additionalProperties: integer })).not.toThrow();
+    expect(onShape(one, integer)).not.toThrow();
+    expect(onShape(one, { oneOf: [{ type: "null" }, { type: "object", properties: { c: integer } }] })).not.toThrow();
+    expect(strictFailure(onShape(one, { type: "object", properties: { c: string } }))).toBe(
+      "condition c expected value invalid: value must be string (type class String in data shape)",
     );
   });
 });

@@ -5,7 +5,13 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { InvalidInputError } from "../../src/core/errors.js";
 import type { EvidenceQuery } from "../../src/core/spec/schema.js";
 import { decode } from "../../src/core/wire/common.js";
-import { createAddressPolicy, createHttpProvider, HttpProviderConfig } from "../../src/evidence/builtin/http.js";
+import {
+  createAddressPolicy,
+  createHttpProvider,
+  createTargetPolicy,
+  HttpProviderConfig,
+  httpConfigWarnings,
+} from "../../src/evidence/builtin/http.js";
 import { type EvidenceContext, type EvidenceProvider, EvidenceProviderFailure } from "../../src/evidence/provider.js";
 import type { JsonValue } from "../../src/json/value.js";
 
@@ -36,6 +42,8 @@ const ROUTES: Record<string, (response: ServerResponse) => void> = {
   "/exact-limit": (response) => response.end("x".repeat(SIZE_LIMIT)),
   "/missing": (response) => response.writeHead(404).end("not here"),
   "/redirect": (response) => response.writeHead(302, { Location: "/target" }).end(),
+  "/redirect-unlisted": (response) =>
+    response.writeHead(302, { Location: `http://localhost:${new URL(origin).port}/target` }).end(),
   "/target": (response) => response.end("redirected"),
   "/declared-too-large": (response) => response.writeHead(200, { "Content-Length": "1000000" }).flushHeaders(),
   "/streamed-too-large": (response) => {
@@ -137,6 +145,17 @@ describe("status", () => {
     await query(provider(), "status", { url: `${origin}/ok` });
     await query(provider({ ...LOCAL, user_agent: "gate-probe/2" }), "status", { url: `${origin}/ok` });
     expect(seen.map((request) => request.headers["user-agent"])).toEqual(["decision-gate/0.1", "gate-probe/2"]);
+  });
+
+  it("sends a non-ASCII user agent as its UTF-8 bytes, as the reference does", async () => {
+    await query(provider({ ...LOCAL, user_agent: "gäte-probe ✓" }), "status", { url: `${origin}/ok` });
+    const received = seen[0]?.headers["user-agent"] ?? "";
+    expect(Buffer.from(received, "latin1").toString("utf8")).toBe("gäte-probe ✓");
+  });
+
+  it("keeps a timeout_ms longer than Node's longest timer as a deadline that has not passed", async () => {
+    const patient = provider({ ...LOCAL, timeout_ms: 1n << 40n });
+    expect((await query(patient, "status", { url: `${origin}/ok` })).value).toEqual({ kind: "json", value: 200n });
   });
 
   it("fails with a request error when the server never answers within timeout_ms", async () => {
@@ -259,6 +278,68 @@ describe("network safety", () => {
     expect(seen).toEqual([]);
   });
 
+  it("reaches a loopback address that allowed_hosts names, without any network key", async () => {
+    const sidecar = provider({ allow_http: true, allowed_hosts: ["127.0.0.1"], timeout_ms: 300n });
+    expect(await query(sidecar, "status", { url: `${origin}/ok` })).toEqual(answerFor(`${origin}/ok`, 200n));
+    const hashed = await query(sidecar, "body_hash", { url: `${origin}/ok` });
+    expect(hashed.value).toEqual({ kind: "json", value: { algorithm: "sha256", value: sha256(HELLO) } });
+  });
+
+  it("reaches the loopback addresses of a host name that allowed_hosts names", async () => {
+    const port = new URL(origin).port;
+    const named = provider({ allow_http: true, allowed_hosts: ["localhost"], timeout_ms: 300n });
+    const answer = await query(named, "status", { url: `http://localhost:${port}/ok` });
+    expect(answer.value).toEqual({ kind: "json", value: 200n });
+  });
+
+  it("does not extend a listed address to an unlisted host name that resolves to it", async () => {
+    const port = new URL(origin).port;
+    const sidecar = provider({ allow_http: true, allowed_hosts: ["127.0.0.1"], timeout_ms: 300n });
+    await expectFailure(query(sidecar, "status", { url: `http://localhost:${port}/ok` }), "url host not allowed");
+    await expectFailure(query(sidecar, "status", { url: `http://[::1]:${port}/ok` }), "url host not allowed");
+    expect(seen).toEqual([]);
+  });
+
+  it("answers a listed server's redirect to an unlisted loopback host with the 3xx, never following it", async () => {
+    const sidecar = provider({ allow_http: true, allowed_hosts: ["127.0.0.1"], timeout_ms: 300n });
+    const answer = await query(sidecar, "status", { url: `${origin}/redirect-unlisted` });
+    expect(answer.value).toEqual({ kind: "json", value: 302n });
+    expect(seen.map((request) => request.path)).toEqual(["/redirect-unlisted"]);
+  });
+
+  it("lets a listed host name resolve to private addresses but not to an unlisted metadata address", () => {
+    const policy = createTargetPolicy({
+      allowed_hosts: ["sidecar.internal", "[fd00:ec2::254]", "169.254.170.2"],
+      allow_private_networks: false,
+      allowed_networks: undefined,
+    });
+    const listedName = policy("sidecar.internal");
+    for (const address of ["127.0.0.1", "::1", "10.1.2.3", "fd12::1", "8.8.8.8", "169.254.170.2", "fd00:ec2::254"]) {
+      expect(listedName(address), address).toBe(true);
+    }
+    for (const address of [
+      "169.254.169.254",
+      "::ffff:169.254.169.254",
+      "64:ff9b::a9fe:a9fe",
+      "100.100.100.200",
+      "fd20:ce::254",
+      "not-an-address",
+    ]) {
+      expect(listedName(address), address).toBe(false);
+    }
+    expect(policy("[fd00:ec2::254]")("fd00:ec2::254")).toBe(true);
+    expect(policy("169.254.170.2")("169.254.170.2")).toBe(true);
+    for (const host of ["other.internal", "[::1]"]) {
+      expect(policy(host)("127.0.0.1"), host).toBe(false);
+      expect(policy(host)("8.8.8.8"), host).toBe(true);
+    }
+  });
+
+  it("refuses the metadata address when only a different metadata address is listed", async () => {
+    const listed = provider({ allow_http: true, allowed_hosts: ["169.254.170.2"], timeout_ms: 300n });
+    await expectFailure(query(listed, "status", { url: "http://169.254.169.254/" }), "url host not allowed");
+  });
+
   it("allows loopback with allow_private_networks", async () => {
     const permissive = provider({ allow_http: true, allow_private_networks: true, timeout_ms: 300n });
     expect((await query(permissive, "status", { url: `${origin}/ok` })).value).toEqual({ kind: "json", value: 200n });
@@ -367,16 +448,16 @@ describe("config", () => {
   });
 
   it.each<[string, Record<string, unknown>]>([
-    ["config.timeout_ms: timeout_ms must be between 100 and 60000 milliseconds", { timeout_ms: 99n }],
-    ["config.timeout_ms: timeout_ms must be between 100 and 60000 milliseconds", { timeout_ms: 60_001n }],
+    ["config.timeout_ms: timeout_ms must not be negative", { timeout_ms: -1n }],
     ["config.timeout_ms: expected an integer", { timeout_ms: 500.5 }],
-    ["config.max_response_bytes: max_response_bytes must be between 1 and 16777216 bytes", { max_response_bytes: 0n }],
-    ["max_response_bytes must be between 1 and 16777216 bytes", { max_response_bytes: 16_777_217n }],
+    ["config.max_response_bytes: max_response_bytes must not be negative", { max_response_bytes: -1n }],
+    ["max_response_bytes must fit in an unsigned 64-bit integer", { max_response_bytes: 1n << 64n }],
     ['config.hash_algorithm: hash_algorithm must be "sha256"', { hash_algorithm: "sha512" }],
     [
-      "config.user_agent: user_agent must be a valid header value (no control characters",
+      "config.user_agent: user_agent must be a valid header value (no control characters)",
       { user_agent: "probe\r\nX-Injected: 1" },
     ],
+    ["config.user_agent: user_agent must be a valid header value", { user_agent: "probe\u007f" }],
     ["config.allowed_hosts", { allowed_hosts: "example.com" }],
     ["config.allowed_networks[0]: expected a CIDR block such as 10.0.0.0/8", { allowed_networks: ["10.0.0.0/33"] }],
     ["config.allowed_networks[1]: expected a CIDR block", { allowed_networks: ["::1/128", "intranet"] }],
@@ -387,8 +468,25 @@ describe("config", () => {
     expect(() => decode(HttpProviderConfig, config, "config")).toThrow(message);
   });
 
-  it("accepts the range bounds and single addresses as networks", () => {
-    const config = { timeout_ms: 100n, max_response_bytes: 16_777_216n, allowed_networks: ["10.0.0.1", "fd00::/8"] };
+  it("accepts the reference's whole range, warning only outside the advised one", () => {
+    const warningsFor = (config: Record<string, unknown>) =>
+      httpConfigWarnings(decode(HttpProviderConfig, config, "config"));
+    const config = {
+      timeout_ms: 100n,
+      max_response_bytes: 16_777_216n,
+      user_agent: "probe\tgäte ✓",
+      allowed_networks: ["10.0.0.1", "fd00::/8"],
+    };
     expect(decode(HttpProviderConfig, config, "config")).toMatchObject(config);
+    expect(warningsFor(config)).toEqual([]);
+    expect(warningsFor({ timeout_ms: 60_000n, max_response_bytes: 1n })).toEqual([]);
+    expect(warningsFor({ timeout_ms: 25n })).toEqual([
+      'timeout_ms = 25 is outside the advised 100..=60000 milliseconds; a target slower than that fails with "http request failed"',
+    ]);
+    expect(warningsFor({ timeout_ms: 60_001n, max_response_bytes: 0n })).toEqual([
+      "timeout_ms = 60001 is outside the advised 100..=60000 milliseconds; a slow target holds its trigger that long",
+      "max_response_bytes = 0 is outside the advised 1..=16777216 bytes; body_hash refuses every non-empty body",
+    ]);
+    expect(warningsFor({ timeout_ms: 0n, max_response_bytes: 16_777_217n })).toHaveLength(2);
   });
 });

@@ -8,7 +8,10 @@ import type { EvidenceContext } from "../../src/core/run/evidence.js";
 import type { EvidenceResult } from "../../src/core/run/schema.js";
 import type { EvidenceQuery } from "../../src/core/spec/schema.js";
 import { createJsonProvider, JsonProviderConfig } from "../../src/evidence/builtin/json.js";
+import type { DocumentRequest } from "../../src/evidence/builtin/json-document.js";
+import { JsonWorkerClient } from "../../src/evidence/builtin/json-worker-client.js";
 import { selectJsonPath } from "../../src/evidence/builtin/jsonpath.js";
+import { MAX_JSONPATH_RESULT_NODES, MAX_JSONPATH_STEPS } from "../../src/evidence/builtin/jsonpath-budget.js";
 import { type EvidenceProvider, EvidenceProviderFailure } from "../../src/evidence/provider.js";
 import type { JsonValue } from "../../src/json/value.js";
 
@@ -35,6 +38,9 @@ const DOCUMENT = `{
   "odd keys": {"it's": "quote", "line\\nbreak": "newline"}
 }`;
 
+/** 4,000 records (32 KB): a filter that walks the whole document for each of them visits 64 million nodes. */
+const RECORDS: JsonValue[] = Array.from({ length: 4_000 }, (_, id) => ({ id: BigInt(id) }));
+
 let base: string;
 let root: string;
 let provider: EvidenceProvider;
@@ -56,11 +62,20 @@ beforeAll(async () => {
   write("config.yaml", "service:\n  name: api\n  replicas: 3\n  big: 18446744073709551615\n");
   write("upper/SETTINGS.YML", "enabled: true\n");
   write("dir/keep.json", "{}");
+  write(
+    "records.json",
+    JSON.stringify(RECORDS, (_key, value) => (typeof value === "bigint" ? Number(value) : value)),
+  );
   symlinkSync("a/b.json", path.join(root, "link.json"));
   symlinkSync("../outside.json", path.join(root, "escape.json"));
   symlinkSync("../root2/secret.json", path.join(root, "sibling.json"));
   symlinkSync("missing.json", path.join(root, "broken.json"));
   symlinkSync("config.yaml", path.join(root, "yaml-link.json"));
+  symlinkSync(path.join(root, "a/b.json"), path.join(root, "absolute-link.json"));
+  symlinkSync("loop-b.json", path.join(root, "loop-a.json"));
+  symlinkSync("loop-a.json", path.join(root, "loop-b.json"));
+  symlinkSync("../elsewhere", path.join(root, "out-relative"));
+  symlinkSync(path.join(base, "elsewhere"), path.join(root, "out-absolute"));
   provider = await createJsonProvider({ root, root_id: ROOT_ID });
 });
 
@@ -191,6 +206,28 @@ describe("json provider: paths below the root", () => {
     );
   });
 
+  it("answers byte for byte the same whether or not a file outside the root exists (no existence oracle)", async () => {
+    const elsewhere = path.join(base, "elsewhere");
+    const probes = [
+      "../elsewhere/secret.json",
+      "out-relative/secret.json",
+      "out-absolute/secret.json",
+      "out-relative/sub/../secret.json",
+      "../elsewhere/sub/../../root/a/b.json",
+      "out-absolute/sub/../../root/a/b.json",
+    ];
+    const answers = () => Promise.all(probes.map(async (file) => JSON.stringify(await query({ file }))));
+    mkdirSync(path.join(elsewhere, "sub"), { recursive: true });
+    writeFileSync(path.join(elsewhere, "secret.json"), '{"secret":true}');
+    const present = await answers();
+    rmSync(elsewhere, { recursive: true });
+    const absent = await answers();
+    expect(absent).toEqual(present);
+    expect(present).toEqual(
+      probes.map((file) => JSON.stringify(failure("path_outside_root", "json file path escapes root", { file }))),
+    );
+  });
+
   it("refuses absolute paths, even inside the root", async () => {
     const absolute = path.join(root, "a/b.json");
     expect(await query({ file: absolute })).toEqual(
@@ -198,8 +235,26 @@ describe("json provider: paths below the root", () => {
     );
   });
 
-  it("reports missing files, broken symlinks and unusable names as file_not_found", async () => {
-    for (const file of ["missing.json", "broken.json", "a/b.json/x", "bad\u0000name.json"]) {
+  it("follows absolute symlinks and `..` through the root's parent that end inside the root", async () => {
+    expect(await query({ file: "absolute-link.json", jsonpath: "$.ratio" })).toEqual(success(1.5, "a/b.json"));
+    expect(await query({ file: "../root/a/b.json", jsonpath: "$.ratio" })).toEqual(success(1.5, "a/b.json"));
+    expect(await query({ file: "../root" })).toEqual(
+      failure("path_invalid", "json file path resolves to empty path", null),
+    );
+    expect(await query({ file: ".." })).toEqual(
+      failure("path_outside_root", "json file path escapes root", { file: ".." }),
+    );
+  });
+
+  it("reports missing files, broken symlinks, loops and unusable names as file_not_found", async () => {
+    for (const file of [
+      "missing.json",
+      "broken.json",
+      "loop-a.json",
+      "a/b.json/x",
+      "a/b.json/",
+      "bad\u0000name.json",
+    ]) {
       expect(await query({ file })).toEqual(failure("file_not_found", "unable to resolve json file", { file }));
     }
   });
@@ -441,6 +496,124 @@ describe("selectJsonPath", () => {
 
   it("walks byte strings as integer arrays", () => {
     expect(selectJsonPath({ bytes: Uint8Array.from([7, 8]) }, "$.bytes[1]")).toEqual({ kind: "matches", values: [8n] });
+  });
+});
+
+describe("JSONPath work limits", () => {
+  /** 120 levels of nesting above 40,000 numbers: whatever a descendant query selects down there, it pays for the depth. */
+  let deep: JsonValue = Array.from({ length: 40_000 }, () => 0n);
+  for (let level = 0; level < 120; level++) deep = { a: deep };
+  const STEPS_EXCEEDED = { kind: "limit_exceeded", message: `jsonpath evaluation exceeds ${MAX_JSONPATH_STEPS} steps` };
+  const RESULT_EXCEEDED = {
+    kind: "limit_exceeded",
+    message: `jsonpath result exceeds ${MAX_JSONPATH_RESULT_NODES} nodes`,
+  };
+
+  const matchCount = (document: JsonValue, expression: string) => {
+    const selection = selectJsonPath(document, expression);
+    if (selection.kind !== "matches") throw new Error(`${expression}: ${JSON.stringify(selection)}`);
+    return selection.values.length;
+  };
+
+  it("stops queries whose work grows faster than the document after a fixed number of steps", () => {
+    const started = performance.now();
+    // Unbounded, each of these takes from seconds (the first: 8 s) to hours.
+    expect(selectJsonPath(RECORDS, "$[?count($..*) > 0]")).toEqual(STEPS_EXCEEDED);
+    expect(selectJsonPath(RECORDS, "$[?$..id]")).toEqual(STEPS_EXCEEDED);
+    expect(selectJsonPath(RECORDS, `$[?${"@.id == -1 || ".repeat(700)}@.id == -2]`)).toEqual(STEPS_EXCEEDED);
+    expect(selectJsonPath(deep, "$..[?@..x]")).toEqual(STEPS_EXCEEDED);
+    // Each of the 40,000 numbers is queued with a path 121 keys long.
+    expect(selectJsonPath(deep, "$..[?@ == 0]")).toEqual(STEPS_EXCEEDED);
+    expect(performance.now() - started).toBeLessThan(30_000);
+  });
+
+  it("stops queries whose answer grows faster than the document", () => {
+    // The answer would hold the 40,000 numbers once for each of their 120 ancestors (and once more per ancestor).
+    expect(selectJsonPath(deep, "$..*")).toEqual(RESULT_EXCEEDED);
+    expect(selectJsonPath(deep, "$..*..*")).toEqual(RESULT_EXCEEDED);
+    const list = { list: RECORDS };
+    expect(matchCount(list, "$['list','list']")).toBe(2);
+    expect(selectJsonPath(list, `$[${"'list',".repeat(125)}'list']`)).toEqual(RESULT_EXCEEDED);
+  });
+
+  it("still answers ordinary queries over the same documents (positive control)", () => {
+    expect(matchCount(RECORDS, "$[?count(@..*) > 0]")).toBe(4_000);
+    expect(matchCount(RECORDS, "$..id")).toBe(4_000);
+    expect(matchCount(RECORDS, `$[?${"@.id == -1 || ".repeat(100)}@.id == 7]`)).toBe(1);
+    expect(selectJsonPath(RECORDS, "$[?@.id > 3997].id")).toEqual({ kind: "matches", values: [3998n, 3999n] });
+    expect(selectJsonPath(deep, "$..a[-1:]")).toEqual({ kind: "matches", values: [0n] });
+  });
+
+  it("lets `$..*` select every node of a 1 MiB document (the provider's default max_bytes)", () => {
+    const tags = ["build", "test", "deploy"];
+    const records = Array.from({ length: 14_200 }, (_, id) => ({ id: BigInt(id), name: `svc-${id}`, ok: true, tags }));
+    const size = JSON.stringify(records, (_key, value) => (typeof value === "bigint" ? Number(value) : value)).length;
+    expect(size).toBeGreaterThan(1_000_000);
+    expect(size).toBeLessThanOrEqual(1_048_576);
+    expect(matchCount(records, "$..*")).toBe(14_200 * 8);
+  });
+});
+
+describe("json provider: the worker thread", () => {
+  it("keeps serving concurrent queries while one of them runs into the step budget", async () => {
+    const answers = await Promise.all([
+      query({ file: "records.json", jsonpath: "$[?count($..*) > 0]" }),
+      query({ file: "a/b.json", jsonpath: "$.items[1].id" }),
+      query({ file: "records.json", jsonpath: "$[-1].id" }),
+      query({ file: "config.yaml", jsonpath: "$.service.name" }),
+    ]);
+    expect(answers).toEqual([
+      failure(
+        "jsonpath_limit_exceeded",
+        `jsonpath evaluation exceeds ${MAX_JSONPATH_STEPS} steps`,
+        { jsonpath: "$[?count($..*) > 0]" },
+        "records.json",
+      ),
+      success(2n, "a/b.json"),
+      success(3999n, "records.json"),
+      success("api", "config.yaml", "application/yaml"),
+    ]);
+  });
+
+  /** A request about 20,000 records (250 KB). */
+  const content = Buffer.from(JSON.stringify(Array.from({ length: 20_000 }, (_, id) => ({ id }))));
+  const request = (jsonpath: string): DocumentRequest => ({ content, format: "json", file: "big.json", jsonpath });
+  const limitExceeded = (message: string, jsonpath: string) => ({
+    kind: "failure",
+    code: "jsonpath_limit_exceeded",
+    message,
+    details: { jsonpath },
+  });
+
+  it("ends an evaluation the budget cannot count at the time limit; the event loop runs on meanwhile", async () => {
+    const client = new JsonWorkerClient({ timeLimitMs: 500 });
+    let longestPause = 0;
+    let last = performance.now();
+    const ticker = setInterval(() => {
+      longestPause = Math.max(longestPause, performance.now() - last);
+      last = performance.now();
+    }, 20);
+    try {
+      // Deep equality of the whole document with itself, once per element: 20,000 × 40,000 node comparisons.
+      expect(await client.answer(request("$[?$ == $]"))).toEqual(
+        limitExceeded("jsonpath evaluation exceeds 500 ms", "$[?$ == $]"),
+      );
+    } finally {
+      clearInterval(ticker);
+    }
+    expect(longestPause).toBeLessThan(1_000);
+    // A fresh worker takes the next request.
+    expect(await client.answer(request("$[1].id"))).toEqual({ kind: "value", value: 1n });
+  });
+
+  it("ends an evaluation that fills the worker's heap, not the server", async () => {
+    const client = new JsonWorkerClient({ heapMb: 64 });
+    // The union queues every element 400 times before selecting any: 8 million nodes waiting at once.
+    const union = `$[${"*,".repeat(399)}*]`;
+    expect(await client.answer(request(union))).toEqual(
+      limitExceeded("jsonpath evaluation exceeds the worker's 64 MiB heap", union),
+    );
+    expect(await client.answer(request("$[2].id"))).toEqual({ kind: "value", value: 2n });
   });
 });
 

@@ -307,12 +307,15 @@ describe("answers that are not evidence", () => {
     ["invalid", "invalid tool result"],
     ["empty", "empty tool result"],
     ["missing_result", "missing tool result"],
-    ["wrong_id", "mcp response id mismatch"],
     ["garbage", "invalid json-rpc response"],
     ["huge", "mcp response too large"],
     ["no_length", "missing content length header"],
   ])("reference provider mode %s fails with %j", async (mode, reason) => {
     await expectFailure(client().query(query(mode), CONTEXT), reason);
+  });
+
+  it("takes a reference-protocol answer whatever its id, as the reference does", async () => {
+    expect(jsonValueOf(await client().query(query("wrong_id"), CONTEXT)).big).toBe(U64_MAX);
   });
 
   it("passes the provider's JSON-RPC error message on verbatim", async () => {
@@ -347,10 +350,8 @@ describe("answers that are not evidence", () => {
 });
 
 describe("child process lifecycle", () => {
-  it("times out a slow call, then restarts the child for the next one", async () => {
-    const client = stdioProvider(REFERENCE_PROVIDER, {
-      timeouts: { connect_timeout_ms: 100n, request_timeout_ms: 500n },
-    });
+  it("times out a slow call with stdio_request_timeout_ms, then restarts the child for the next one", async () => {
+    const client = stdioProvider(REFERENCE_PROVIDER, { stdio_request_timeout_ms: 500n });
     const before = jsonValueOf(await client.query(query("ok"), CONTEXT)).pid;
     const started = Date.now();
 
@@ -413,13 +414,18 @@ describe("HTTP failures and retries", () => {
     expect(server.received).toHaveLength(2);
   });
 
-  it("refuses redirects", async () => {
+  it("follows redirects as the reference does, and refuses them with follow_redirects = false", async () => {
     const server = await startServer((request, response, index) => {
-      if (index === 0) response.writeHead(302, { location: "/elsewhere" }).end();
+      if (index % 2 === 0) response.writeHead(307, { location: "/elsewhere" }).end();
       else echoHandler(request, response, index);
     });
-    await expectFailure(httpProvider(server).query(query("ok"), CONTEXT), "http request failed with status 302 Found");
-    expect(server.received).toHaveLength(1);
+    expect(jsonValueOf(await httpProvider(server).query(query("ok"), CONTEXT)).big).toBe(U64_MAX);
+    expect(server.received).toHaveLength(2);
+    await expectFailure(
+      httpProvider(server, { follow_redirects: false }).query(query("ok"), CONTEXT),
+      "http request failed with status 307 Temporary Redirect",
+    );
+    expect(server.received).toHaveLength(3);
   });
 
   it("never puts the bearer token into an error message", async () => {
@@ -508,8 +514,10 @@ describe("McpProviderSettings", () => {
       auth: { bearer_token: null },
       timeouts: { connect_timeout_ms: 2000, request_timeout_ms: 10000 },
       protocol: "decision_gate",
-      max_retries: 2,
+      max_retries: 0,
       retry_backoff_ms: 100,
+      stdio_request_timeout_ms: null,
+      follow_redirects: true,
     });
   });
 

@@ -133,7 +133,7 @@ async function decideOnce(runtime: EvidenceRuntime, url: string) {
     store,
     evidence: runtime.pipeline,
     trust: runtime.trust,
-    disclosure: runtime.disclosure,
+    recordDisclosure: runtime.recordDisclosure,
   });
   const run = {
     tenant_id: 1n,
@@ -191,6 +191,30 @@ describe("the evidence runtime built from configuration", () => {
           anchor_type: "file_path_rooted",
           anchor_value: '{"path":"release.yaml","root_id":"evidence-root"}',
         },
+      });
+      // As by the reference, values are recorded whether or not the provider opted in to disclosure.
+      expect(records.get("prod")?.result).toMatchObject({
+        value: { kind: "json", value: "prod" },
+        evidence_anchor: { anchor_value: "DEPLOY_ENV" },
+      });
+      expect(records.get("ext_ok")?.result.value).not.toBeNull();
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it("records only disclosed values under record_raw_values = false", async () => {
+    const runtime = await buildEvidenceRuntime(
+      settings({ evidence: '{"allow_raw_values":true,"record_raw_values":false}' }),
+      { cwd: root },
+    );
+    try {
+      const { result, records } = await decideOnce(runtime, `http://127.0.0.1:${port}/health`);
+      expect(result.decision.outcome).toEqual({ kind: "complete", stage_id: "checks" });
+      // `json` opted in (`allow_raw`): its values are kept.
+      expect(records.get("approved")?.result).toMatchObject({
+        value: { kind: "json", value: true },
+        content_type: "application/yaml",
       });
       // Providers that did not opt in keep their hash and anchor but not their value.
       expect(records.get("prod")?.result).toMatchObject({
@@ -308,7 +332,7 @@ describe("[[providers]] validation", () => {
     await expect(buildEvidenceRuntime(settings({ providers: badContract }), { cwd: root })).rejects.toMatchObject({
       code: "contract_read_failed",
     });
-    const badConfig = '[{"name":"http","type":"builtin","config":{"timeout_ms":5}}]';
+    const badConfig = '[{"name":"http","type":"builtin","config":{"timeout_ms":-5}}]';
     await expect(buildEvidenceRuntime(settings({ providers: badConfig }), { cwd: root })).rejects.toThrow(
       /providers\[0\]\.config\.timeout_ms/,
     );

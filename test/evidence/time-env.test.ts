@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { EvidenceContext } from "../../src/core/run/evidence.js";
 import type { EvidenceQuery } from "../../src/core/spec/schema.js";
 import { decode } from "../../src/core/wire/common.js";
-import { createEnvProvider, EnvProviderConfig } from "../../src/evidence/builtin/env.js";
+import { createEnvProvider, EnvProviderConfig, envConfigWarnings } from "../../src/evidence/builtin/env.js";
 import { createTimeProvider } from "../../src/evidence/builtin/time.js";
 import { parseJson } from "../../src/json/parse.js";
 import type { JsonValue } from "../../src/json/value.js";
@@ -123,6 +123,18 @@ describe("env provider", () => {
     const overridden = createEnvProvider(config('{"overrides":{"A":"1"}}'), environment);
     expect((await overridden.query(query("env", "get", '{"key":"A"}'), logical(1n))).value?.value).toBe("1");
     expect((await overridden.query(query("env", "get", '{"key":"HOME_DIR"}'), logical(1n))).value).toBeNull();
+  });
+
+  it("warns about an open environment only without an allowlist and without overrides", () => {
+    expect(envConfigWarnings(config("{}"))).toEqual([
+      "no allowlist: any caller who may define a scenario can read every environment variable of this server " +
+        "(a `contains` condition reveals a value one character at a time); set config.allowlist to the " +
+        "variables gates need",
+    ]);
+    expect(envConfigWarnings(config('{"denylist":["SECRET_TOKEN"]}'))).toHaveLength(1);
+    for (const settings of ['{"allowlist":[]}', '{"allowlist":["HOME_DIR"]}', '{"overrides":{"A":"1"}}']) {
+      expect(envConfigWarnings(config(settings))).toEqual([]);
+    }
   });
 
   const failures: Array<[string, string | undefined, string]> = [

@@ -10,7 +10,6 @@ import { decode } from "../../src/core/wire/common.js";
 import { parseJson } from "../../src/json/parse.js";
 import { FilesystemRunpack, verifyRunpackDirectory } from "../../src/runpack/filesystem.js";
 import { MemoryRunStateStore } from "../../src/store/memory.js";
-import { RAW_VALUES } from "../support/scenarios.js";
 import { readSharedJson, sharedPath } from "../support/shared.js";
 import { TimeEvidence } from "../support/time-evidence.js";
 
@@ -38,9 +37,8 @@ function filesUnder(root: string): string[] {
 async function replay(fixture: string, runId: string, issueEntryPackets: boolean) {
   const spec = decode(ScenarioSpec, readSharedJson(`${GOLDEN}/${fixture}/artifacts/scenario_spec.json`), "spec");
   const store = new MemoryRunStateStore();
-  // The reference exports raw values whatever its disclosure policy says; this project records them only when
-  // the policy allows, so the replay allows the time provider's values (`allow_raw` on `time`).
-  const plane = new ControlPlane(spec, { store, evidence: new TimeEvidence(), disclosure: RAW_VALUES });
+  // Raw values are recorded whatever the disclosure policy says, as by the reference (no recording option given).
+  const plane = new ControlPlane(spec, { store, evidence: new TimeEvidence() });
   const runConfig = decode(
     RunConfig,
     parseJson(

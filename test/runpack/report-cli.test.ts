@@ -47,6 +47,9 @@ describe("decision-gate runpack report", () => {
     expect(page).toContain("sha256:fceca5534f343d4266f89d29a1519a6c0ed2935964ad5757a70ed58661dba228");
     expect(page).toContain(`content="default-src 'none'; style-src 'unsafe-inline'"`);
     expect(page).toContain('data-state="unsigned"');
+    // The recorded evidence value (the time provider's `true`) is shown, not "not recorded".
+    expect(page).toContain('<dl class="evidence"><dt>value</dt><dd><code>true</code></dd>');
+    expect(page).not.toContain("not recorded");
   });
 
   it("finds runpack.json when there is no manifest.json, and says when there is neither", async () => {

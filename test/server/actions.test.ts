@@ -7,6 +7,7 @@ import type { JsonObject, JsonValue } from "../../src/json/value.js";
 import { compactJson } from "../../src/json/write.js";
 import { RELEASE_GATE } from "../support/scenarios.js";
 import { type ServerProcess, startServerProcess } from "../support/server-process.js";
+import { referenceOutputProblem } from "../support/tool-contracts.js";
 
 const SECRET = "planted-s3cret-in-env-4242";
 const PAYLOAD_SECRET = "planted-payload-secret-5151";
@@ -124,7 +125,9 @@ describe.each([
       scenario_id: "release-gate",
       request: { ...run, requested_at: logical(20) },
     })) as JsonObject;
-    expect(status.action).toEqual(completed);
+    // Receipts come with `scenario_next` / `scenario_trigger` only (spec §6): the status keeps the reference's shape.
+    expect(status.action).toBeUndefined();
+    expect(referenceOutputProblem("scenario_status", status)).toBeUndefined();
 
     const failing = { ...run, run_id: `${run.run_id}-timeout` };
     await client.callTool("scenario_start", {

@@ -79,14 +79,15 @@ const mcpRequest: McpRequestEvent = {
   ...correlation,
   transport: "http",
   peer_ip: "127.0.0.1",
-  method: "tools_call",
+  method: "ToolsCall",
   tool: "scenario_next",
-  outcome: "ok",
+  outcome: "Ok",
   error_code: null,
   error_kind: null,
   request_bytes: 120,
   response_bytes: 480,
   client_subject: null,
+  client_subject_untrusted: null,
 };
 
 const toolAuthzDeny: ToolAuthzEvent = {
@@ -181,14 +182,15 @@ describe("audit events", () => {
       ...correlation,
       transport: "http",
       peer_ip: "127.0.0.1",
-      method: "tools_call",
+      method: "ToolsCall",
       tool: "scenario_next",
-      outcome: "ok",
+      outcome: "Ok",
       error_code: null,
       error_kind: null,
       request_bytes: 120,
       response_bytes: 480,
       client_subject: null,
+      client_subject_untrusted: null,
       redaction: "full",
     });
     expect(evidence?.redaction).toBe("evidence");
@@ -204,18 +206,19 @@ describe("audit events", () => {
       peer_ip: null,
       method: auditMethodOf(null),
       tool: null,
-      outcome: "error",
+      outcome: "Error",
       error_code: -32600,
       error_kind: "invalid_request",
       request_bytes: 5,
       response_bytes: 140,
       client_subject: null,
+      client_subject_untrusted: null,
     });
     expect(audit.text()).toBe(
       `{"event":"mcp_request","timestamp_ms":${NOW},"request_id":null,"unsafe_client_correlation_id":null,` +
-        `"server_correlation_id":"dg-a-9","transport":"stdio","peer_ip":null,"method":"invalid","tool":null,` +
-        `"outcome":"error","error_code":-32600,"error_kind":"invalid_request","request_bytes":5,"response_bytes":140,` +
-        `"client_subject":null,"redaction":"full"}\n`,
+        `"server_correlation_id":"dg-a-9","transport":"stdio","peer_ip":null,"method":"Invalid","tool":null,` +
+        `"outcome":"Error","error_code":-32600,"error_kind":"invalid_request","request_bytes":5,"response_bytes":140,` +
+        `"client_subject":null,"client_subject_untrusted":null,"redaction":"full"}\n`,
     );
   });
 
@@ -370,6 +373,20 @@ describe("audit events", () => {
     expect(permissive?.server_correlation_id).toBeNull();
   });
 
+  it("writes a caller-chosen name or an untrusted subject as a bounded prefix, never half a surrogate pair", () => {
+    const { log, audit, stderr } = openLog();
+    const name = `${"t".repeat(63)}😀${"x".repeat(100_000)}`;
+    log.mcpRequest({ ...mcpRequest, tool: name, client_subject_untrusted: "s".repeat(10_000) });
+    log.toolAuthz({ ...toolAuthzDeny, action: name });
+    const [request] = audit.lines();
+    expect(request?.tool).toBe(`${"t".repeat(63)}…`);
+    expect(request?.client_subject_untrusted).toBe(`${"s".repeat(256)}…`);
+    expect(stderr.lines()[0]?.action).toBe(`${"t".repeat(63)}…`);
+    // Every known name is far shorter and written as it is.
+    log.mcpRequest({ ...mcpRequest, tool: "provider_check_schema_get" });
+    expect(audit.lines()[1]?.tool).toBe("provider_check_schema_get");
+  });
+
   it("writes a null for a field a caller left undefined instead of omitting it", () => {
     const { log, audit } = openLog();
     log.mcpRequest({ ...mcpRequest, peer_ip: undefined as unknown as null });
@@ -511,16 +528,16 @@ describe("secret hygiene", () => {
 });
 
 describe("labels", () => {
-  it("maps JSON-RPC methods to snake_case audit methods", () => {
+  it("maps JSON-RPC methods to the reference's audit method names", () => {
     const methods = [null, "tools/list", "tools/call", "resources/list", "resources/read", "initialize", "toString"];
     expect(methods.map(auditMethodOf)).toEqual([
-      "invalid",
-      "tools_list",
-      "tools_call",
-      "resources_list",
-      "resources_read",
-      "other",
-      "other",
+      "Invalid",
+      "ToolsList",
+      "ToolsCall",
+      "ResourcesList",
+      "ResourcesRead",
+      "Other",
+      "Other",
     ]);
   });
 

@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { parseJson } from "../../src/json/parse.js";
 import type { JsonObject, JsonValue } from "../../src/json/value.js";
 import { compactJson } from "../../src/json/write.js";
+import { callTool as call } from "../support/rpc.js";
 import { RELEASE_GATE } from "../support/scenarios.js";
 import { configDir, type ServerProcess, serveDirectory } from "../support/server-process.js";
 
@@ -49,18 +50,6 @@ async function serve(dir: string): Promise<ServerProcess> {
   const server = await serveDirectory(dir);
   running.push(server);
   return server;
-}
-
-/** A `tools/call` over `/rpc`; resolves to the tool output, or rejects with the JSON-RPC error. */
-async function call(server: ServerProcess, name: string, args: JsonValue): Promise<JsonObject> {
-  const response = await fetch(`${server.url}/rpc`, {
-    method: "POST",
-    body: compactJson({ jsonrpc: "2.0", id: 1n, method: "tools/call", params: { name, arguments: args } }),
-  });
-  const body = parseJson(await response.text()) as JsonObject;
-  if (body.error !== undefined)
-    throw Object.assign(new Error((body.error as JsonObject).message as string), body.error);
-  return ((body.result as JsonObject).content as Array<{ json: JsonObject }>)[0]?.json as JsonObject;
 }
 
 const spec = parseJson(RELEASE_GATE.replace('"timestamp": 5', '"timestamp": 1000000000')) as JsonObject;
@@ -191,6 +180,7 @@ describe("durable state behind the real server", () => {
           try {
             const response = await fetch(`${server.url}/rpc`, {
               method: "POST",
+              headers: { "content-type": "application/json" },
               body: compactJson({
                 jsonrpc: "2.0",
                 id: 1n,

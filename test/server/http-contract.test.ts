@@ -228,12 +228,20 @@ describe("transport variants", () => {
   it("SSE answers /rpc with exactly one data event, keeping the status mapping", async () => {
     const sse = await startServerProcess(`[server]\ntransport = "sse"\nbind = "127.0.0.1:0"\n${BASE}`);
     try {
-      const ok = await fetch(`${sse.url}/rpc`, { method: "POST", body: call("providers_list", {}) });
+      const ok = await fetch(`${sse.url}/rpc`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: call("providers_list", {}),
+      });
       expect(ok.headers.get("content-type")).toMatch(/^text\/event-stream/);
       const text = await ok.text();
       expect(text).toMatch(/^data: \{.*\}\n\n$/s);
       expect((parseJson(text.slice(6)) as JsonObject).result).toBeDefined();
-      const bad = await fetch(`${sse.url}/rpc`, { method: "POST", body: call("nope", {}) });
+      const bad = await fetch(`${sse.url}/rpc`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: call("nope", {}),
+      });
       expect(bad.status).toBe(400);
       expect(await bad.text()).toMatch(/^data: .*"unknown tool"/);
     } finally {

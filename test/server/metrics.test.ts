@@ -17,6 +17,7 @@ describe("Prometheus metrics", () => {
         const call = (name: string, args: JsonValue) =>
           fetch(`${server.url}/rpc`, {
             method: "POST",
+            headers: { "content-type": "application/json" },
             body: compactJson({ jsonrpc: "2.0", id: 1n, method: "tools/call", params: { name, arguments: args } }),
           });
         const run = { run_id: "r", tenant_id: 1n, namespace_id: 2n };
@@ -50,7 +51,8 @@ describe("Prometheus metrics", () => {
         ).toBe(3);
         expect(
           value(
-            'decision_gate_requests_total{dialect="dg",method="tools/call",tool="nope",outcome="error",code="-32601"}',
+            // An unknown tool counts as `other`: callers must not choose label values.
+            'decision_gate_requests_total{dialect="dg",method="tools/call",tool="other",outcome="error",code="-32601"}',
           ),
         ).toBe(1);
         expect(value('decision_gate_tool_duration_seconds_count{tool="scenario_next",outcome="ok"}')).toBe(3);

@@ -1,18 +1,20 @@
 import { generateKeyPairSync, sign } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseJson } from "../../src/json/parse.js";
 import type { JsonObject, JsonValue } from "../../src/json/value.js";
 import { canonicalJson, compactJson } from "../../src/json/write.js";
 import { type ServerProcess, startServerProcess } from "../support/server-process.js";
+import { sharedPath } from "../support/shared.js";
 
 async function call(server: ServerProcess, name: string, args: JsonValue, headers: Record<string, string> = {}) {
   const response = await fetch(`${server.url}/rpc`, {
     method: "POST",
-    headers,
+    headers: { "content-type": "application/json", ...headers },
     body: compactJson({ jsonrpc: "2.0", id: 1n, method: "tools/call", params: { name, arguments: args } }),
   });
   return parseJson(await response.text()) as JsonObject;
@@ -122,6 +124,11 @@ signing_keys = ["keys/schemas.pub"]
     ).toBe("ok");
   });
 
+  it("says nothing about presence-only signatures at startup", () => {
+    expect(server.stderr()).toContain("registry.require_signing=true");
+    expect(server.stderr()).not.toContain("checked for presence only");
+  });
+
   it("refuses unsigned, unknown-key, wrong-key, tampered and malformed signatures", async () => {
     const cases: Array<[string, JsonValue | undefined, JsonValue?]> = [
       ["2", undefined],
@@ -135,6 +142,76 @@ signing_keys = ["keys/schemas.pub"]
       const response = await register(version, signing, body ?? schema);
       expect(codeOf(response), `version ${version}`).toBe(-32003n);
       expect((response.error as JsonObject).message).toBe("unauthorized");
+    }
+  });
+});
+
+const PRESENCE_ONLY_WARNING =
+  "decision-gate-mcp: WARNING: schema_registry.acl.require_signing is on without signing_keys: schema signatures are " +
+  "checked for presence only, not verified";
+
+describe.each([
+  ["this project's", fileURLToPath(new URL("../../presets/hardened.toml", import.meta.url))],
+  ["the reference's", sharedPath("fixtures/reference/presets/hardened.toml")],
+])("%s hardened preset (require_signing without signing_keys)", (_name, presetPath) => {
+  let server: ServerProcess;
+  const bearer = { authorization: "Bearer dg-hardened-demo-token" };
+
+  beforeAll(async () => {
+    const preset = readFileSync(presetPath, "utf8");
+    const local = preset.replace('bind = "127.0.0.1:4000"', 'bind = "127.0.0.1:0"');
+    expect(local).not.toBe(preset);
+    server = await startServerProcess(local, [], (dir) => mkdirSync(join(dir, "evidence")));
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  const register = (version: string, signing: JsonValue | undefined) =>
+    call(
+      server,
+      "schemas_register",
+      {
+        record: {
+          tenant_id: 1n,
+          namespace_id: 2n,
+          schema_id: "report",
+          version,
+          schema: { type: "object" },
+          created_at: { kind: "logical", value: 1n },
+          ...(signing === undefined ? {} : { signing }),
+        },
+      },
+      bearer,
+    );
+
+  it("warns on standard error that signatures are only checked for presence", () => {
+    expect(server.stderr()).toContain(PRESENCE_ONLY_WARNING);
+  });
+
+  it("registers a schema with non-blank signing metadata, as the reference does", async () => {
+    expect(codeOf(await register("1", { key_id: "release-key", signature: "c2lnbmVk" }))).toBe("ok");
+    expect(codeOf(await register("2", { key_id: "k", signature: "not base64!", algorithm: "ed25519" }))).toBe("ok");
+    const stored = await call(
+      server,
+      "schemas_get",
+      { tenant_id: 1n, namespace_id: 2n, schema_id: "report", version: "1" },
+      bearer,
+    );
+    const content = (stored.result as JsonObject | undefined)?.content as JsonObject[] | undefined;
+    const record = (content?.[0]?.json as JsonObject | undefined)?.record as JsonObject | undefined;
+    expect(record?.signing).toEqual({ key_id: "release-key", signature: "c2lnbmVk" });
+  });
+
+  it("refuses missing or blank signing metadata", async () => {
+    const cases: Array<[string, JsonValue | undefined, string]> = [
+      ["3", undefined, "schema signing metadata required"],
+      ["4", { key_id: " ", signature: "c2lnbmVk" }, "schema signing metadata invalid"],
+      ["5", { key_id: "release-key", signature: "" }, "schema signing metadata invalid"],
+    ];
+    for (const [version, signing] of cases) {
+      const response = await register(version, signing);
+      expect(codeOf(response), `version ${version}`).toBe(-32003n);
     }
   });
 });

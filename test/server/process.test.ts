@@ -8,6 +8,7 @@ import { parseJson } from "../../src/json/parse.js";
 import type { JsonObject } from "../../src/json/value.js";
 import { CLI_COMMAND, configDir, runCli, startServerProcess } from "../support/server-process.js";
 import { sharedPath } from "../support/shared.js";
+import { startStdioSession } from "../support/stdio-session.js";
 
 const REPO = new URL("../../", import.meta.url).pathname;
 const cleanup: string[] = [];
@@ -55,6 +56,29 @@ describe("stdio", () => {
       [null, -32600n],
       [null, -32070n],
       [3n, "ok"],
+    ]);
+  });
+
+  it("after a frame whose body length is unknown, reads on from the next Content-Length header", async () => {
+    const dir = configDir('[server]\ntransport = "stdio"\n');
+    cleanup.push(dir);
+    const list = (id: number) =>
+      `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":{"name":"providers_list","arguments":{}}}`;
+    const input = [
+      `Content-Length: -5\r\n\r\n${list(1)}`,
+      frame(list(2)),
+      `Content-Type: application/json\r\n\r\n${list(3)}`,
+      frame(list(4)),
+    ].join("");
+    const result = await runCli(["serve", "--config", join(dir, "decision-gate.toml")], { input });
+    expect(result.code).toBe(0);
+    expect(
+      frames(result.stdout).map((response) => [response.id, (response.error as JsonObject | undefined)?.code ?? "ok"]),
+    ).toEqual([
+      [null, -32600n],
+      [2n, "ok"],
+      [null, -32600n],
+      [4n, "ok"],
     ]);
   });
 
@@ -134,6 +158,28 @@ describe("stdio", () => {
       { jsonrpc: "2.0", id: 3, result: {} },
     ]);
   });
+
+  it("answers an MCP message the SDK rejects with a JSON-RPC error for its id and keeps the session", async () => {
+    const dir = configDir('[server]\ntransport = "stdio"\n');
+    cleanup.push(dir);
+    const session = startStdioSession(dir, "ndjson");
+    // An extra envelope member makes the SDK reject the message; the integer arguments once crashed the server.
+    session.write(
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"scenarios_list","arguments":{"tenant_id":1,"namespace_id":2}},"x":1}\n',
+    );
+    expect(await session.next()).toEqual({
+      jsonrpc: "2.0",
+      id: 1n,
+      error: { code: -32600n, message: 'invalid request: Unrecognized key: "x"' },
+    });
+    // JSON-RPC forbids answering a notification, even an invalid one; a wrong-typed id is answered for no id.
+    session.write('{"jsonrpc":"2.0","method":"notifications/initialized","params":7}\n');
+    session.write('{"jsonrpc":"2.0","id":[1],"method":"ping"}\n');
+    expect(await session.next()).toMatchObject({ id: null, error: { code: -32600n } });
+    session.write('{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"providers_list","arguments":{}}}\n');
+    expect(await session.next()).toMatchObject({ id: 2n, result: { structuredContent: { providers: [] } } });
+    expect(await session.end()).toBe(0);
+  });
 });
 
 describe("presets", () => {
@@ -165,7 +211,10 @@ describe("presets", () => {
         expect(await (await fetch(`${url}/readyz`)).json()).toEqual({ status: "ready" });
         const response = await fetch(`${url}/rpc`, {
           method: "POST",
-          headers: token === null ? {} : { authorization: `Bearer ${token}` },
+          headers: {
+            "content-type": "application/json",
+            ...(token === null ? {} : { authorization: `Bearer ${token}` }),
+          },
           body: '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"providers_list","arguments":{}}}',
         });
         expect(response.status).toBe(200);
@@ -293,6 +342,7 @@ capabilities_path = "${join(REPO, "test/fixtures/providers/slow-contract.json")}
 `);
     const pending = fetch(`${server.url}/rpc`, {
       method: "POST",
+      headers: { "content-type": "application/json" },
       body: JSON.stringify({
         jsonrpc: "2.0",
         id: 1,

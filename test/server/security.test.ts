@@ -13,6 +13,7 @@ import { configDir, runCli, type ServerProcess, startServerProcess } from "../su
 import { generateTlsFiles, httpsPost, type TlsFiles } from "../support/tls.js";
 
 const LIST = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"providers_list","arguments":{}}}';
+const JSON_BODY = { "content-type": "application/json" };
 let tls: TlsFiles;
 const tlsDir = mkdtempSync(join(tmpdir(), "dg-tls-"));
 const servers: ServerProcess[] = [];
@@ -103,7 +104,7 @@ describe("TLS terminated upstream", () => {
 
   it("believes the subject header only from a trusted proxy", async () => {
     const anyProxy = await serve(upstream(""));
-    const headers = { "x-decision-gate-client-subject": "CN=admin" };
+    const headers = { ...JSON_BODY, "x-decision-gate-client-subject": "CN=admin" };
     expect((await fetch(`${anyProxy.url}/rpc`, { method: "POST", body: LIST, headers })).status).toBe(200);
     const trustedElsewhere = await serve(upstream('trusted_proxies = ["10.0.0.0/8"]'));
     const response = await fetch(`${trustedElsewhere.url}/rpc`, { method: "POST", body: LIST, headers });
@@ -115,7 +116,7 @@ describe("TLS terminated upstream", () => {
     const response = await fetch(`${plain.url}/rpc`, {
       method: "POST",
       body: LIST,
-      headers: { "x-decision-gate-client-subject": "CN=admin" },
+      headers: { ...JSON_BODY, "x-decision-gate-client-subject": "CN=admin" },
     });
     expect(response.status).toBe(401);
   });
@@ -133,14 +134,14 @@ bearer_tokens = ["t0ken-a", "t0ken-b"]
 
   it("SSE answers 401 with an SSE body and the challenge", async () => {
     const server = await serve(bearer("sse"));
-    const denied = await fetch(`${server.url}/rpc`, { method: "POST", body: LIST });
+    const denied = await fetch(`${server.url}/rpc`, { method: "POST", body: LIST, headers: JSON_BODY });
     expect(denied.status).toBe(401);
     expect(denied.headers.get("www-authenticate")).toBe('Bearer realm="decision-gate"');
     expect(codeOf(await denied.text())).toBe(-32001n);
     const ok = await fetch(`${server.url}/rpc`, {
       method: "POST",
       body: LIST,
-      headers: { authorization: "Bearer t0ken-b" },
+      headers: { ...JSON_BODY, authorization: "Bearer t0ken-b" },
     });
     expect(codeOf(await ok.text())).toBe("ok");
   });
@@ -249,7 +250,11 @@ bearer_tokens = ["alpha", "beta"]
 `),
     );
     const send = (token: string) =>
-      fetch(`${server.url}/rpc`, { method: "POST", body: LIST, headers: { authorization: `Bearer ${token}` } });
+      fetch(`${server.url}/rpc`, {
+        method: "POST",
+        body: LIST,
+        headers: { ...JSON_BODY, authorization: `Bearer ${token}` },
+      });
     const statuses = [];
     for (let i = 0; i < 6; i++) statuses.push((await send("alpha")).status);
     expect(statuses).toEqual([200, 200, 200, 200, 200, 429]);
@@ -258,7 +263,11 @@ bearer_tokens = ["alpha", "beta"]
     expect(limited.error.data).toMatchObject({ kind: "rate_limited", retryable: true });
     expect(limited.error.data.retry_after_ms as bigint).toBeGreaterThan(0n);
     for (let i = 0; i < 8; i++)
-      await fetch(`${server.url}/rpc`, { method: "POST", body: LIST, headers: { authorization: `Bearer noise-${i}` } });
+      await fetch(`${server.url}/rpc`, {
+        method: "POST",
+        body: LIST,
+        headers: { ...JSON_BODY, authorization: `Bearer noise-${i}` },
+      });
     expect((await send("beta")).status).toBe(200);
   });
 
@@ -294,9 +303,9 @@ capabilities_path = "${new URL("../fixtures/providers/slow-contract.json", impor
         },
       },
     });
-    const first = fetch(`${server.url}/rpc`, { method: "POST", body: slow });
+    const first = fetch(`${server.url}/rpc`, { method: "POST", body: slow, headers: JSON_BODY });
     await new Promise((resolve) => setTimeout(resolve, 150));
-    const second = await fetch(`${server.url}/rpc`, { method: "POST", body: LIST });
+    const second = await fetch(`${server.url}/rpc`, { method: "POST", body: LIST, headers: JSON_BODY });
     expect(second.status).toBe(503);
     expect((parseJson(await second.text()) as { error: { code: bigint; data: JsonObject } }).error).toMatchObject({
       code: -32072n,
@@ -310,10 +319,10 @@ capabilities_path = "${new URL("../fixtures/providers/slow-contract.json", impor
     const response = await fetch(`${server.url}/rpc`, {
       method: "POST",
       body: LIST,
-      headers: { "x-padding": "x".repeat(20_000) },
+      headers: { ...JSON_BODY, "x-padding": "x".repeat(20_000) },
     });
     expect(response.status).toBe(431);
-    expect((await fetch(`${server.url}/rpc`, { method: "POST", body: LIST })).status).toBe(200);
+    expect((await fetch(`${server.url}/rpc`, { method: "POST", body: LIST, headers: JSON_BODY })).status).toBe(200);
   });
 });
 
@@ -327,7 +336,7 @@ type = "builtin"
 `),
     );
     const rpc = async (body: string) => {
-      const response = await fetch(`${server.url}/rpc`, { method: "POST", body });
+      const response = await fetch(`${server.url}/rpc`, { method: "POST", body, headers: JSON_BODY });
       return { status: response.status, text: await response.text() };
     };
     const tool = (name: string, args: JsonValue) =>

@@ -7,6 +7,7 @@ import { parseJson } from "../../src/json/parse.js";
 import type { JsonObject, JsonValue } from "../../src/json/value.js";
 import { RELEASE_GATE } from "../support/scenarios.js";
 import { CLI_COMMAND, configDir, type ServerProcess, startServerProcess } from "../support/server-process.js";
+import { checkingOutputs } from "../support/tool-contracts.js";
 
 const config = (transport: string) => `
 [server]
@@ -97,7 +98,8 @@ describe.each(transports)("every tool over %s", (_name, options) => {
   cleanup.push(outputDir);
 
   it("discovers providers and their contracts", { timeout: 60_000 }, async () => {
-    client = createMcpClient(await options());
+    // Every successful output below is also checked against the reference's output schema for its tool.
+    client = checkingOutputs(createMcpClient(await options()));
     expect(await client.callTool("providers_list", {})).toEqual({
       providers: [{ provider_id: "time", transport: "builtin", checks: ["after", "before", "now"] }],
     });

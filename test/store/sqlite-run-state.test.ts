@@ -19,6 +19,7 @@ import type { JsonValue } from "../../src/json/value.js";
 import { canonicalJson } from "../../src/json/write.js";
 import { openStores } from "../../src/store/factory.js";
 import { MemoryRunStateStore } from "../../src/store/memory.js";
+import { MAX_STATE_BYTES } from "../../src/store/run-log/records.js";
 import { MemoryScenarioRegistry } from "../../src/store/scenario-registry-memory.js";
 import { MemorySchemaRegistry } from "../../src/store/schema-registry-memory.js";
 import {
@@ -28,10 +29,10 @@ import {
   type SqliteOptions,
   schemaVersion,
 } from "../../src/store/sqlite/database.js";
-import { MAX_STATE_BYTES, SqliteRunStateStore } from "../../src/store/sqlite/run-state.js";
+import { SqliteRunStateStore } from "../../src/store/sqlite/run-state.js";
 import { SqliteScenarioRegistry } from "../../src/store/sqlite/scenario-registry.js";
 import { startBurst } from "../fixtures/store/burst-process.js";
-import { logical, nextRequest, RAW_VALUES, RELEASE_GATE, runConfig, specFrom, tick } from "../support/scenarios.js";
+import { logical, nextRequest, RELEASE_GATE, runConfig, specFrom, tick } from "../support/scenarios.js";
 import { TimeEvidence } from "../support/time-evidence.js";
 
 const KEY = runConfig();
@@ -62,7 +63,7 @@ function sqliteStore(path = tempPath()) {
 
 function planeOn(store: RunStateStore, spec = RELEASE_GATE, options: Partial<ControlPlaneOptions> = {}) {
   const evidence = new TimeEvidence();
-  const plane = new ControlPlane(specFrom(spec), { store, evidence, disclosure: RAW_VALUES, ...options });
+  const plane = new ControlPlane(specFrom(spec), { store, evidence, ...options });
   return { plane, evidence };
 }
 
@@ -467,14 +468,16 @@ describe("the database file", () => {
     rmSync(path);
     writeFileSync(path, "");
     const db = openDb(path);
-    expect(schemaVersion(db)).toBe(2);
+    expect(schemaVersion(db)).toBe(3);
     expect(tables(db)).toEqual([
       "action_receipts",
       "data_shapes",
       "run_records",
+      "run_trigger_ids",
       "runs",
       "scenarios",
       "schema_migrations",
+      "write_probe",
     ]);
   });
 
@@ -486,9 +489,10 @@ describe("the database file", () => {
     const broken = step(3, "CREATE TABLE three (x)", "INSERT INTO nowhere VALUES (1)");
     openDb(path, {}, [m1]).close();
     const db = openDb(path, {}, [m1, m2]);
-    expect([schemaVersion(db), tables(db)]).toEqual([2, ["one", "schema_migrations", "two"]]);
+    const applied = [2, ["one", "schema_migrations", "two", "write_probe"]];
+    expect([schemaVersion(db), tables(db)]).toEqual(applied);
     expect(() => openDb(path, {}, [m1, m2, broken])).toThrow(/no such table: nowhere/);
-    expect([schemaVersion(db), tables(db)]).toEqual([2, ["one", "schema_migrations", "two"]]);
+    expect([schemaVersion(db), tables(db)]).toEqual(applied);
   });
 
   it("a file from a newer schema version is refused", () => {
@@ -500,7 +504,7 @@ describe("the database file", () => {
       expect.objectContaining({
         code: "store_version_mismatch",
         message: expect.stringMatching(
-          /^run state store version mismatch: unsupported schema version: 7 \(this build supports up to 2; .*store\.db was written by a newer Decision Gate\)$/,
+          /^run state store version mismatch: unsupported schema version: 7 \(this build supports up to 3; .*store\.db was written by a newer Decision Gate\)$/,
         ),
       }),
     );

@@ -83,9 +83,6 @@ export function tick(
   };
 }
 
-/** Keeps every raw value, as the reference does, so records can be compared with its fixtures. */
-export const RAW_VALUES = { allowsRaw: () => true };
-
 export interface Harness {
   plane: ControlPlane;
   store: MemoryRunStateStore;
@@ -95,6 +92,6 @@ export interface Harness {
 export function harness(specJson: string = RELEASE_GATE, options: Partial<ControlPlaneOptions> = {}): Harness {
   const store = new MemoryRunStateStore();
   const evidence = new TimeEvidence();
-  const plane = new ControlPlane(specFrom(specJson), { store, evidence, disclosure: RAW_VALUES, ...options });
+  const plane = new ControlPlane(specFrom(specJson), { store, evidence, ...options });
   return { plane, store, evidence };
 }

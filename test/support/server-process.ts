@@ -18,10 +18,15 @@ export interface ServerProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** A temporary directory holding `decision-gate.toml` with `config` (paths in it are relative to the directory). */
+/**
+ * A temporary directory holding `decision-gate.toml` with `config`. Relative paths in it resolve against the
+ * directory (`[paths] relative_to = "config_file"` is prepended unless `config` has a `[paths]` table), whatever working directory a client starts the
+ * server in.
+ */
 export function configDir(config: string): string {
   const dir = mkdtempSync(join(tmpdir(), "dg-server-"));
-  writeFileSync(join(dir, "decision-gate.toml"), config);
+  const positionIndependent = /^\[paths\]/m.test(config) ? config : `[paths]\nrelative_to = "config_file"\n\n${config}`;
+  writeFileSync(join(dir, "decision-gate.toml"), positionIndependent);
   return dir;
 }
 

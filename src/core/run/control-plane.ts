@@ -20,9 +20,9 @@ import {
   type Disclosure,
   type EvidenceSource,
   evaluateGates,
+  KEEP_ALL,
   type ProviderMissing,
   queryStageEvidence,
-  REDACT_ALL,
   type TrustPolicy,
 } from "./evidence.js";
 import { KeyedMutex } from "./keyed-mutex.js";
@@ -68,8 +68,12 @@ export interface ControlPlaneOptions {
   dispatchPolicy?: DispatchPolicy;
   dispatcher?: Dispatcher;
   specLimits?: SpecLimits;
-  /** Which providers' raw values may be recorded; by default none (hashes and anchors always are). */
-  disclosure?: Disclosure;
+  /**
+   * Which providers' raw evidence values are recorded in run state (and so in runpacks). By default all of them,
+   * as the reference records them; `[evidence] record_raw_values = false` passes the disclosure policy instead.
+   * Hashes, anchors and refs are always recorded.
+   */
+  recordDisclosure?: Disclosure;
   /**
    * Waits before re-running a step that lost a commit race (attempt 1, 2, ...). Another process sharing the store
    * can win repeatedly; a growing, jittered wait (supplied by the server, since the core keeps no clock) lets the
@@ -103,7 +107,7 @@ export class ControlPlane {
   private readonly trust: TrustPolicy;
   private readonly dispatchPolicy: DispatchPolicy;
   private readonly dispatcher: Dispatcher;
-  private readonly disclosure: Disclosure;
+  private readonly recordDisclosure: Disclosure;
   private readonly backoff: (attempt: number) => Promise<void>;
   private readonly receipts: ReceiptIssuer | undefined;
   private readonly locks: KeyedMutex;
@@ -117,7 +121,7 @@ export class ControlPlane {
     this.trust = options.trust ?? DEFAULT_TRUST_POLICY;
     this.dispatchPolicy = options.dispatchPolicy ?? createDispatchPolicy({ engine: "permit_all" });
     this.dispatcher = options.dispatcher ?? mcpDispatcher;
-    this.disclosure = options.disclosure ?? REDACT_ALL;
+    this.recordDisclosure = options.recordDisclosure ?? KEEP_ALL;
     this.backoff = options.backoff ?? (() => Promise.resolve());
     this.receipts = options.receipts;
     this.locks = locksByStore.get(options.store) ?? new KeyedMutex();
@@ -231,11 +235,6 @@ export class ControlPlane {
 
   /** Reports where a run stands (engine §4.8); like the reference, the call itself is recorded. */
   async status(request: StatusRequest): Promise<ScenarioStatus> {
-    return (await this.statusWithAction(request)).status;
-  }
-
-  /** `status`, also reporting the run's latest action receipt. */
-  async statusWithAction(request: StatusRequest): Promise<{ status: ScenarioStatus; action: StoredReceipt | null }> {
     const requestHash = hashOf(request);
     return this.withRun(request, async (session) => {
       const head = session.head;
@@ -255,9 +254,8 @@ export class ControlPlane {
         at: request.requested_at,
         correlationId: request.correlation_id,
       } as const;
-      const action = (await session.lastReceipt()) ?? null;
       const change = withToolCall(head, toolCall(head, call, hashOf(result), null));
-      return { result: { status: result, action }, change };
+      return { result, change };
     });
   }
 
@@ -406,7 +404,7 @@ export class ControlPlane {
       trigger_time: trigger.time,
       correlation_id: trigger.correlation_id,
     };
-    const evidence = await queryStageEvidence(this.spec, stage, this.evidence, context, this.disclosure);
+    const evidence = await queryStageEvidence(this.spec, stage, this.evidence, context, this.recordDisclosure);
     const gateEvals = evaluateGates(this.spec, stage, evidence.records, this.trust, trigger.trigger_id);
     return { gateEvals, integrityFailure: evidence.integrityFailure };
   }

@@ -87,15 +87,16 @@ function childrenOf(requirement: Requirement): Requirement[] {
 
 /**
  * Queries every condition of the stage (no short-circuit), normalizes each result and compares it, then
- * redacts what the disclosure policy withholds, so raw values never reach the store or a runpack.
- * Returns the records keyed by condition id, before any per-gate trust adjustment.
+ * withholds from the record the values that `recording` does not allow (by default it allows all: the reference
+ * records every value, and its disclosure policy governs only what is shown). Returns the records keyed by
+ * condition id, before any per-gate trust adjustment.
  */
 export async function queryStageEvidence(
   spec: ScenarioSpec,
   stage: StageSpec,
   source: EvidenceSource,
   context: EvidenceContext,
-  disclosure: Disclosure,
+  recording: Disclosure,
 ): Promise<StageEvidence> {
   const conditions = new Map(spec.conditions.map((condition) => [condition.condition_id, condition]));
   const records = new Map<string, EvidenceRecord>();
@@ -108,7 +109,7 @@ export async function queryStageEvidence(
     const result = normalizeResult(answer.result);
     const status =
       result.error !== null ? "Unknown" : evaluateComparator(condition.comparator, expectedOf(condition), result.value);
-    const recorded = disclosure.allowsRaw(condition.query.provider_id) ? result : redactValue(result);
+    const recorded = recording.allowsRaw(condition.query.provider_id) ? result : redactValue(result);
     records.set(conditionId, { condition_id: conditionId, status, result: recorded });
   }
   return { records, integrityFailure };
@@ -145,13 +146,16 @@ export function providerErrorResult(failure: unknown): EvidenceResult {
   };
 }
 
-/** Whether raw evidence values of a provider may be kept (the disclosure policy, evidence §4). */
+/** Whether raw evidence values of a provider may be kept or shown (the disclosure policy, evidence §4). */
 export interface Disclosure {
   allowsRaw(providerId: string): boolean;
 }
 
-/** The default: no raw value is ever kept; hashes, anchors and refs still are. */
+/** No raw value is kept or shown; hashes, anchors and refs still are. */
 export const REDACT_ALL: Disclosure = { allowsRaw: () => false };
+
+/** Every raw value is kept: what the reference records in run state and runpacks. */
+export const KEEP_ALL: Disclosure = { allowsRaw: () => true };
 
 /** Drops what the disclosure policy must not reveal: the value and its content type. */
 export function redactValue(result: EvidenceResult): EvidenceResult {

@@ -22,6 +22,10 @@ import type {
  * of appended records with the head version it read. A store rejects a commit whose version is stale, so
  * concurrent writers (other processes on the same database included) can never fork a run; the control
  * plane then retries on fresh state. This keeps the cost of a trigger independent of the run's length.
+ *
+ * What a session reads back is untrusted: every backend serves records only after checking them in themselves
+ * and in their run's hash chain, and answers a trigger-id lookup only when two independent lookups agree, so
+ * damage fails closed instead of being acted on (src/store/run-log/).
  */
 
 export interface RunKey {
@@ -103,8 +107,30 @@ export interface RunStateStore {
   load(key: RunKey): Promise<RunState | undefined>;
   /** The run's action receipts in issue order. */
   loadReceipts(key: RunKey): Promise<StoredReceipt[]>;
-  /** Whether the store can serve requests. */
+  /**
+   * Whether the store can serve requests: false from a commit that failed for a storage reason (disk full,
+   * read-only file, I/O error) until a commit succeeds again.
+   */
   ready(): Promise<boolean>;
+}
+
+/** A store that can verify every run it holds (`decision-gate store check` and the startup check). */
+export interface RunStoreVerifier {
+  /**
+   * Verifies stored runs, reporting damage instead of throwing it: `full` checks every record, the whole chain and
+   * every lookup path of every run; `tail` each run's head and newest record, as opening the run would.
+   */
+  verifyRuns(depth: RunCheckDepth, progress?: (checked: number, total: number) => void): Promise<RunStoreCheck>;
+}
+
+export type RunCheckDepth = "full" | "tail";
+
+export interface RunStoreCheck {
+  runs: number;
+  /** Records verified one by one (`full`), or newest records checked (`tail`). */
+  records: number;
+  /** One line per damaged run, naming it; empty when every run checked out. */
+  problems: string[];
 }
 
 export class StaleRunVersionError extends DecisionGateError {

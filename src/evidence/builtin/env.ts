@@ -42,6 +42,20 @@ export function createEnvProvider(
   };
 }
 
+/**
+ * Startup warnings for a table the reference accepts: without an allowlist (and without overrides), whoever may
+ * define a scenario can read every variable of the server's environment through conditions, one character at a
+ * time with `contains`, whatever the disclosure policy says about `evidence_query` answers.
+ */
+export function envConfigWarnings(config: EnvProviderConfig): string[] {
+  if (config.allowlist !== undefined || config.overrides !== undefined) return [];
+  return [
+    "no allowlist: any caller who may define a scenario can read every environment variable of this server " +
+      "(a `contains` condition reveals a value one character at a time); set config.allowlist to the variables " +
+      "gates need",
+  ];
+}
+
 function fail(message: string): never {
   throw new EvidenceProviderFailure(message);
 }

@@ -10,33 +10,30 @@ import { hashBytes } from "../../json/hash.js";
 import { isJsonObject, type JsonValue } from "../../json/value.js";
 import { type EvidenceProvider, EvidenceProviderFailure, jsonEvidence } from "../provider.js";
 
-const TIMEOUT_MS = { min: 100n, max: 60_000n };
-const MAX_RESPONSE_BYTES = { min: 1n, max: 16_777_216n };
+/** The reference takes any unsigned 64-bit value for `timeout_ms` and `max_response_bytes`. */
+const U64_MAX = 18_446_744_073_709_551_615n;
+/** The longest delay `setTimeout` honours (a longer one fires at once); about 24.8 days, so "no deadline". */
+const LONGEST_TIMER_MS = 2_147_483_647;
 
-/** Header values Node accepts: tab, printable ASCII and Latin-1; no CR/LF that could inject headers. */
-const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** What the reference's client takes as a header value, written as UTF-8: no ASCII control character but tab. */
+const HEADER_VALUE = /^[\t\x20-\x7e\u0080-\u{10ffff}]*$/u;
 
-const between = (field: string, range: { min: bigint; max: bigint }, unit: string) =>
-  `${field} must be between ${range.min} and ${range.max} ${unit}`;
+const unsigned = (field: string) =>
+  z.bigint().gte(0n, `${field} must not be negative`).lte(U64_MAX, `${field} must fit in an unsigned 64-bit integer`);
 
 /** `[[providers]] name = "http"` config table (evidence §1.5, plus the network-safety keys). */
 export const HttpProviderConfig = z.object({
   allow_http: z.boolean().default(false),
-  timeout_ms: z
-    .bigint()
-    .gte(TIMEOUT_MS.min, between("timeout_ms", TIMEOUT_MS, "milliseconds"))
-    .lte(TIMEOUT_MS.max, between("timeout_ms", TIMEOUT_MS, "milliseconds"))
-    .default(5000n),
-  max_response_bytes: z
-    .bigint()
-    .gte(MAX_RESPONSE_BYTES.min, between("max_response_bytes", MAX_RESPONSE_BYTES, "bytes"))
-    .lte(MAX_RESPONSE_BYTES.max, between("max_response_bytes", MAX_RESPONSE_BYTES, "bytes"))
-    .default(1_048_576n),
-  /** Exact matches against the WHATWG-normalized host (lowercase, punycode, IPv6 in brackets); `[]` blocks all. */
+  timeout_ms: unsigned("timeout_ms").default(5000n),
+  max_response_bytes: unsigned("max_response_bytes").default(1_048_576n),
+  /**
+   * Exact matches against the WHATWG-normalized host (lowercase, punycode, IPv6 in brackets); `[]` blocks all.
+   * A listed host is also an explicit opt-in to its address being loopback or private.
+   */
   allowed_hosts: z.array(z.string()).optional(),
   user_agent: z
     .string()
-    .regex(HEADER_VALUE, "user_agent must be a valid header value (no control characters, nothing beyond U+00FF)")
+    .regex(HEADER_VALUE, "user_agent must be a valid header value (no control characters)")
     .default("decision-gate/0.1"),
   hash_algorithm: z.literal("sha256", 'hash_algorithm must be "sha256"').default("sha256"),
   /** Allows loopback, private, link-local and other special-use targets (for local development). */
@@ -47,6 +44,38 @@ export const HttpProviderConfig = z.object({
     .optional(),
 });
 export type HttpProviderConfig = z.output<typeof HttpProviderConfig>;
+
+/**
+ * The ranges this project advises for the numeric keys. A value outside is accepted, as the reference accepts it,
+ * and a starting server warns about it with the consequence named here.
+ */
+const ADVISED_RANGES = [
+  {
+    field: "timeout_ms",
+    unit: "milliseconds",
+    min: 100n,
+    max: 60_000n,
+    below: 'a target slower than that fails with "http request failed"',
+    above: "a slow target holds its trigger that long",
+  },
+  {
+    field: "max_response_bytes",
+    unit: "bytes",
+    min: 1n,
+    max: 16_777_216n,
+    below: "body_hash refuses every non-empty body",
+    above: "body_hash holds up to that much of a body in memory",
+  },
+] as const;
+
+/** What a starting server should say about values the reference accepts but this project advises against. */
+export function httpConfigWarnings(config: HttpProviderConfig): string[] {
+  return ADVISED_RANGES.flatMap(({ field, unit, min, max, below, above }) => {
+    const value = config[field];
+    if (value >= min && value <= max) return [];
+    return [`${field} = ${value} is outside the advised ${min}..=${max} ${unit}; ${value < min ? below : above}`];
+  });
+}
 
 interface Cidr {
   address: string;
@@ -121,8 +150,36 @@ function blockListOf(entries: readonly string[]): BlockList {
   return list;
 }
 
+/**
+ * Cloud metadata endpoints, which hand out credentials. A host named in `allowed_hosts` may resolve to loopback or
+ * private addresses, but not to one of these unless `allowed_hosts` names that address itself.
+ */
+const METADATA_NETWORKS = [
+  "169.254.0.0/16", // link-local: AWS, Azure, GCP and OpenStack (169.254.169.254), AWS ECS (169.254.170.2)
+  "100.100.100.200/32", // Alibaba Cloud
+  "fd00:ec2::254/128", // AWS over IPv6
+  "fd20:ce::254/128", // Google Cloud over IPv6
+];
+
+const METADATA = blockListOf(METADATA_NETWORKS.flatMap(withNat64Form));
+
 /** Decides whether the provider may connect to an IP address. */
 export type AddressPolicy = (address: string) => boolean;
+
+/** The address policy for the host of one URL (the WHATWG-normalized host, IPv6 in brackets). */
+export type TargetPolicy = (host: string) => AddressPolicy;
+
+/** An address without its zone id (`fe80::1%eth0`, which does not change the range) and its family. */
+function ipOf(address: string): { bare: string; family: "ipv4" | "ipv6" } | null {
+  const bare = address.replace(/%.*$/, "");
+  const version = isIP(bare);
+  return version === 0 ? null : { bare, family: version === 4 ? "ipv4" : "ipv6" };
+}
+
+const within = (list: BlockList, address: string) => {
+  const ip = ipOf(address);
+  return ip !== null && list.check(ip.bare, ip.family);
+};
 
 /** Public addresses are allowed; special-use ones only with `allow_private_networks` or within `allowed_networks`. */
 export function createAddressPolicy(
@@ -130,13 +187,25 @@ export function createAddressPolicy(
 ): AddressPolicy {
   if (config.allow_private_networks) return () => true;
   const allowed = blockListOf(config.allowed_networks ?? []);
-  return (address) => {
-    const bare = address.replace(/%.*$/, ""); // a zone id (`fe80::1%eth0`) does not change the range
-    const version = isIP(bare);
-    if (version === 0) return false;
-    const family = version === 4 ? "ipv4" : "ipv6";
-    return allowed.check(bare, family) || !SPECIAL_USE.check(bare, family);
-  };
+  return (address) => ipOf(address) !== null && (within(allowed, address) || !within(SPECIAL_USE, address));
+}
+
+/**
+ * A host listed in `allowed_hosts` is an explicit opt-in (D15): an IP literal listed there is reachable whatever
+ * its range, and a listed host name may resolve to any address except a metadata endpoint that is not itself
+ * listed. Every other host gets the address policy of `createAddressPolicy`.
+ */
+export function createTargetPolicy(
+  config: Pick<HttpProviderConfig, "allow_private_networks" | "allowed_networks" | "allowed_hosts">,
+): TargetPolicy {
+  const allows = createAddressPolicy(config);
+  const listed = new Set(config.allowed_hosts ?? []);
+  const named = blockListOf(
+    [...listed].map((host) => host.replace(/^\[(.*)\]$/, "$1")).filter((host) => ipOf(host) !== null),
+  );
+  const allowsListed: AddressPolicy = (address) =>
+    allows(address) || within(named, address) || (ipOf(address) !== null && !within(METADATA, address));
+  return (host) => (listed.has(host) ? allowsListed : allows);
 }
 
 const refusal = (address: string) => `http target address not allowed: ${address}`;
@@ -170,8 +239,9 @@ interface Settings {
   allowedHosts: ReadonlySet<string> | undefined;
   timeoutMs: number;
   maxResponseBytes: number;
-  userAgent: string;
-  allows: AddressPolicy;
+  /** The configured `user_agent` as its UTF-8 bytes, one character each: Node writes header strings as Latin-1. */
+  userAgentBytes: string;
+  policy: TargetPolicy;
 }
 
 type Check = (response: IncomingMessage, settings: Settings, signal: AbortSignal) => Promise<JsonValue>;
@@ -184,16 +254,16 @@ const CHECKS: ReadonlyMap<string, Check> = new Map([
 /**
  * The built-in `http` provider (evidence §1.5): `status` answers the status code of a GET, `body_hash` the
  * sha256 of its body. Redirects are never followed. Unlike the reference, targets in loopback, private and
- * other special-use networks are refused unless the config allows them.
+ * other special-use networks are refused unless the config allows them or `allowed_hosts` names the host.
  */
 export function createHttpProvider(config: HttpProviderConfig): EvidenceProvider {
   const settings: Settings = {
     allowHttp: config.allow_http,
     allowedHosts: config.allowed_hosts === undefined ? undefined : new Set(config.allowed_hosts),
-    timeoutMs: Number(config.timeout_ms),
+    timeoutMs: Math.min(Number(config.timeout_ms), LONGEST_TIMER_MS),
     maxResponseBytes: Number(config.max_response_bytes),
-    userAgent: config.user_agent,
-    allows: createAddressPolicy(config),
+    userAgentBytes: Buffer.from(config.user_agent, "utf8").toString("latin1"),
+    policy: createTargetPolicy(config),
   };
   return {
     providerId: "http",
@@ -244,11 +314,12 @@ function withoutCredentials(url: URL): string {
 
 /** One GET, with `timeoutMs` covering everything from connecting to the last body byte. */
 async function exchange(url: URL, settings: Settings, check: Check): Promise<JsonValue> {
-  refuseLiteralAddress(url, settings.allows);
+  const allows = settings.policy(url.hostname);
+  refuseLiteralAddress(url, allows);
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), settings.timeoutMs);
   try {
-    const response = await send(url, settings, controller.signal);
+    const response = await send(url, settings.userAgentBytes, allows, controller.signal);
     try {
       // The signal also errors a body that is still streaming in, so the deadline covers the whole read.
       return await check(addAbortSignal(controller.signal, response), settings, controller.signal);
@@ -266,13 +337,13 @@ function refuseLiteralAddress(url: URL, allows: AddressPolicy): void {
   if (isIP(host) !== 0 && !allows(host)) fail(refusal(host));
 }
 
-function send(url: URL, settings: Settings, signal: AbortSignal): Promise<IncomingMessage> {
+function send(url: URL, userAgent: string, allows: AddressPolicy, signal: AbortSignal): Promise<IncomingMessage> {
   const options: RequestOptions = {
     ...urlToHttpOptions(url),
     method: "GET",
-    headers: { "User-Agent": settings.userAgent },
+    headers: { "User-Agent": userAgent },
     agent: false, // a pooled socket could be connected to an address this provider never checked
-    lookup: guardedLookup(settings.allows),
+    lookup: guardedLookup(allows),
     signal,
   };
   const request = url.protocol === "https:" ? httpsRequest : httpRequest;

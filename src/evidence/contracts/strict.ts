@@ -39,10 +39,22 @@ export interface StrictOptions {
 
 export const DEFAULT_STRICT_OPTIONS: StrictOptions = { enableLexicographic: false, enableDeepEquals: false };
 
-/** A condition rejected by the strict validator (JSON-RPC -32602). */
+/**
+ * A condition rejected by the strict validator (JSON-RPC -32602). The message is the reference's wording (`text`),
+ * followed by this project's detail (`notes`: type classes, the config key, the schema's source) in parentheses.
+ */
 export class StrictValidationError extends DecisionGateError {
-  constructor(message: string) {
-    super("invalid_params", "strict_validation_failed", message);
+  readonly text: string;
+  readonly notes: readonly string[];
+
+  constructor(text: string, notes: readonly string[] = []) {
+    super("invalid_params", "strict_validation_failed", notes.length === 0 ? text : `${text} (${notes.join("; ")})`);
+    this.text = text;
+    this.notes = notes;
+  }
+
+  withNote(note: string): StrictValidationError {
+    return new StrictValidationError(this.text, [...this.notes, note]);
   }
 }
 
@@ -264,80 +276,145 @@ function listedComparators(schema: JsonValue): Comparator[] | undefined {
   if (listed === undefined) return undefined;
   const isComparator = (value: JsonValue) => (COMPARATORS as readonly JsonValue[]).includes(value);
   if (!Array.isArray(listed) || !listed.every(isComparator)) {
-    throw new StrictValidationError("x-decision-gate.allowed_comparators must be an array of comparator names");
+    throw new StrictValidationError("allowed_comparators invalid: expected an array of comparator names");
   }
-  if (listed.length === 0) throw new StrictValidationError("x-decision-gate.allowed_comparators must not be empty");
+  if (listed.length === 0) throw new StrictValidationError("allowed_comparators must not be empty");
   return listed as Comparator[];
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Validation.
 
-/**
- * Checks one comparator and expected value against a result (or data-shape) schema; `expected === null` means
- * no expected value. Throws a `StrictValidationError` naming the comparator and the type class.
- */
-export function validateComparatorForSchema(
-  schema: JsonValue,
-  comparator: Comparator,
-  expected: JsonValue | null,
-  options: StrictOptions,
-): void {
-  const listed = listedComparators(schema);
-  const typeClasses = deriveTypeClasses(schema);
-  const typeLabel = describeTypeClasses(typeClasses);
-  if (listed !== undefined) checkListedComparators(listed, typeClasses, typeLabel, options);
-  const disabledBy = disablingSetting(comparator, options);
-  if (disabledBy !== undefined) {
-    throw new StrictValidationError(`comparator ${comparator} is disabled by config (${disabledBy}=false)`);
-  }
-  const allowance = combinedAllowance(typeClasses, comparator);
-  if (allowance === "forbidden") {
-    throw new StrictValidationError(`comparator ${comparator} is not allowed for ${typeLabel}`);
-  }
-  if (allowance === "opt_in" && listed === undefined) {
-    throw new StrictValidationError(
-      `comparator ${comparator} requires explicit opt-in for ${typeLabel} (list it in x-decision-gate.allowed_comparators)`,
-    );
-  }
-  if (listed !== undefined && !listed.includes(comparator)) {
-    throw new StrictValidationError(`comparator ${comparator} is not in x-decision-gate.allowed_comparators`);
-  }
-  checkExpected(schema, comparator, expected, typeLabel);
+/** What the strict validator reads of a condition; `expected === null` means no expected value. */
+export interface StrictCondition {
+  readonly condition_id: string;
+  readonly comparator: Comparator;
+  readonly expected: JsonValue | null;
 }
 
-/** Engine §1.4 step 5 for every condition in spec order; the first violation is thrown, naming its condition. */
+/**
+ * Checks one condition's comparator and expected value against a result (or data-shape) schema, in the
+ * reference's order: the schema's `allowed_comparators` and type classes, config gates, the type matrix, opt-ins,
+ * then the expected value. `source` names the schema in the message's detail.
+ */
+export function validateConditionSchema(
+  condition: StrictCondition,
+  schema: JsonValue,
+  options: StrictOptions,
+  source: string,
+): void {
+  const { condition_id: conditionId, comparator } = condition;
+  const schemaLevel = <T>(step: () => T): T => {
+    try {
+      return step();
+    } catch (error) {
+      if (error instanceof StrictValidationError) throw error.withNote(`condition ${conditionId}, ${source}`);
+      throw error;
+    }
+  };
+  const listed = schemaLevel(() => listedComparators(schema));
+  const typeClasses = schemaLevel(() => deriveTypeClasses(schema));
+  const typeNote = `${describeTypeClasses(typeClasses)} in ${source}`;
+  if (listed !== undefined) schemaLevel(() => checkListedComparators(listed, typeClasses, options));
+  const subject = `condition ${conditionId} comparator ${comparator}`;
+  const disabledBy = disablingSetting(comparator, options);
+  if (disabledBy !== undefined)
+    throw new StrictValidationError(`${subject} is disabled by config`, [`${disabledBy}=false`]);
+  const allowance = combinedAllowance(typeClasses, comparator);
+  if (allowance === "forbidden") throw new StrictValidationError(`${subject} not allowed for schema type`, [typeNote]);
+  if (allowance === "opt_in" && listed === undefined) {
+    throw new StrictValidationError(`${subject} requires explicit opt-in`, [
+      typeNote,
+      "list it in x-decision-gate.allowed_comparators",
+    ]);
+  }
+  if (listed !== undefined && !listed.includes(comparator)) {
+    throw new StrictValidationError(`${subject} not in allowed_comparators`, [source]);
+  }
+  const validate = schemaLevel(() => compiledSchema(schema));
+  checkExpected(condition, validate, typeNote);
+}
+
+/** Engine §1.4 step 5: every condition in spec order against its check's result schema; the first violation is thrown. */
 export function validateSpecStrict(spec: ScenarioSpec, registry: CapabilityRegistry, options: StrictOptions): void {
   for (const condition of spec.conditions) {
-    const check = registry.checkOf(condition.query.provider_id, condition.query.check_id);
-    try {
-      validateComparatorForSchema(check.contract.result_schema, condition.comparator, condition.expected, options);
-    } catch (error) {
-      if (!(error instanceof StrictValidationError)) throw error;
-      throw new StrictValidationError(
-        `condition ${condition.condition_id} (${condition.query.provider_id}.${condition.query.check_id}): ${error.message}`,
-      );
-    }
+    const { provider_id: providerId, check_id: checkId } = condition.query;
+    const check = registry.checkOf(providerId, checkId);
+    validateConditionSchema(condition, check.contract.result_schema, options, `${providerId}.${checkId} result schema`);
   }
+}
+
+/**
+ * Precheck's strict validation against a data shape (evidence §5.5): each condition against its own part of every
+ * variant of the shape (its property, else typed `additionalProperties`; a non-object shape only for a lone
+ * condition).
+ */
+export function validatePrecheckStrict(spec: ScenarioSpec, dataShape: JsonValue, options: StrictOptions): void {
+  const variants = dataShapeVariants(dataShape);
+  for (const condition of spec.conditions) {
+    const schemas = variants.map((variant) => conditionSchema(condition.condition_id, spec.conditions.length, variant));
+    for (const schema of schemas) validateConditionSchema(condition, schema, options, "data shape");
+  }
+}
+
+/** The variants of a data shape: its `oneOf` or `anyOf` members without the null-only ones, or the shape itself. */
+function dataShapeVariants(schema: JsonValue): JsonValue[] {
+  const oneOf = member(schema, "oneOf");
+  const anyOf = member(schema, "anyOf");
+  if (oneOf !== undefined && anyOf !== undefined) {
+    throw new StrictValidationError("schema cannot define both oneOf and anyOf");
+  }
+  for (const [keyword, variants] of [
+    ["oneOf", oneOf],
+    ["anyOf", anyOf],
+  ] as const) {
+    if (!Array.isArray(variants)) continue;
+    if (variants.length === 0) throw new StrictValidationError(`schema ${keyword} must contain at least one option`);
+    return withoutNullOnlyVariants(variants);
+  }
+  return [schema];
+}
+
+/** The part of a data-shape variant that describes one condition's asserted value. */
+function conditionSchema(conditionId: string, conditionCount: number, schema: JsonValue): JsonValue {
+  if (isObjectSchema(schema)) {
+    const properties = member(schema, "properties");
+    const own = isJsonObject(properties) ? properties[conditionId] : undefined;
+    if (own !== undefined) return own;
+    const additional = member(schema, "additionalProperties");
+    if (isJsonObject(additional)) return additional;
+    if (additional === true) {
+      throw new StrictValidationError(`schema allows untyped additionalProperties for condition ${conditionId}`);
+    }
+    throw new StrictValidationError(`condition ${conditionId} missing from data shape schema`);
+  }
+  if (conditionCount === 1) return schema;
+  throw new StrictValidationError("non-object data shape requires exactly one condition");
+}
+
+function isObjectSchema(schema: JsonValue): boolean {
+  const type = member(schema, "type");
+  if (typeof type === "string") return type === "object";
+  if (Array.isArray(type)) return type.includes("object");
+  return member(schema, "properties") !== undefined;
 }
 
 function checkListedComparators(
   listed: readonly Comparator[],
   typeClasses: readonly TypeClass[],
-  typeLabel: string,
   options: StrictOptions,
 ): void {
   for (const comparator of listed) {
     const disabledBy = disablingSetting(comparator, options);
     if (disabledBy !== undefined) {
-      throw new StrictValidationError(
-        `x-decision-gate.allowed_comparators lists ${comparator}, which is disabled by config (${disabledBy}=false)`,
-      );
+      throw new StrictValidationError(`allowed_comparators includes disabled comparator ${comparator}`, [
+        `${disabledBy}=false`,
+      ]);
     }
     if (combinedAllowance(typeClasses, comparator) === "forbidden") {
-      throw new StrictValidationError(
-        `x-decision-gate.allowed_comparators lists ${comparator}, which is not allowed for ${typeLabel}`,
-      );
+      throw new StrictValidationError(`allowed_comparators includes comparator ${comparator} not valid for schema`, [
+        describeTypeClasses(typeClasses),
+      ]);
     }
   }
 }
@@ -350,31 +427,39 @@ function disablingSetting(comparator: Comparator, options: StrictOptions): strin
   return undefined;
 }
 
-function checkExpected(schema: JsonValue, comparator: Comparator, expected: JsonValue | null, typeLabel: string): void {
-  let validate: SchemaValidator;
+function compiledSchema(schema: JsonValue): SchemaValidator {
   try {
-    validate = compileJsonSchema(schema);
+    return compileJsonSchema(schema);
   } catch (error) {
     throw new StrictValidationError(`invalid schema: ${messageOf(error)}`);
   }
-  const fail = (problem: string) =>
-    new StrictValidationError(`comparator ${comparator}: expected value invalid for ${typeLabel}: ${problem}`);
+}
+
+/**
+ * The expected value must fit the comparator and the schema. A JSON `null` expected value reads as none (as with
+ * the reference's decoding), so the reference's "does not accept null expected values" cannot arise: such a
+ * condition is reported as requiring an expected value.
+ */
+function checkExpected(condition: StrictCondition, validate: SchemaValidator, typeNote: string): void {
+  const { condition_id: conditionId, comparator, expected } = condition;
+  const subject = `condition ${conditionId} comparator ${comparator}`;
+  const invalid = (problem: string, notes: string[]) =>
+    new StrictValidationError(`condition ${conditionId} expected value invalid: ${problem}`, notes);
   if (GROUP_OF[comparator] === "presence") {
-    if (expected !== null)
-      throw new StrictValidationError(`comparator ${comparator} does not accept an expected value`);
+    if (expected !== null) throw new StrictValidationError(`${subject} does not accept expected values`);
     return;
   }
-  if (expected === null) throw new StrictValidationError(`comparator ${comparator} requires an expected value`);
   if (comparator === "in_set") {
-    if (!Array.isArray(expected)) throw new StrictValidationError("comparator in_set requires an expected array");
+    if (!Array.isArray(expected)) throw new StrictValidationError(`${subject} requires expected array`);
     expected.forEach((element, index) => {
       const problem = validate(element);
-      if (problem !== undefined) throw fail(`element ${index}: ${problem}`);
+      if (problem !== undefined) throw invalid(problem, [`in_set element ${index}`, typeNote]);
     });
     return;
   }
+  if (expected === null) throw new StrictValidationError(`${subject} requires expected value`);
   const problem = validate(expected);
-  if (problem !== undefined) throw fail(problem);
+  if (problem !== undefined) throw invalid(problem, [typeNote]);
 }
 
 function describeTypeClasses(typeClasses: readonly TypeClass[]): string {

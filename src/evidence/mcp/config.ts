@@ -53,8 +53,13 @@ export const McpProviderSettings = z
       .transform((auth) => ({ bearer_token: auth?.bearer_token ?? null })),
     timeouts: McpTimeouts.default({ connect_timeout_ms: 2_000, request_timeout_ms: 10_000 }),
     protocol: McpProtocol.default("decision_gate"),
-    max_retries: integerBetween(0, 5).default(2),
+    // The reference neither retries, nor times out stdio calls, nor refuses redirects: each is opt-in here.
+    max_retries: integerBetween(0, 5).default(0),
     retry_backoff_ms: integerBetween(0, 10_000, " milliseconds").default(100),
+    stdio_request_timeout_ms: integerBetween(500, 300_000, " milliseconds")
+      .nullish()
+      .transform((timeout) => timeout ?? null),
+    follow_redirects: z.boolean().default(true),
   })
   .superRefine((settings, context) => {
     const urlIssue = (message: string) => context.addIssue({ code: "custom", path: ["url"], message });

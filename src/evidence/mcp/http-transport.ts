@@ -27,6 +27,8 @@ export interface HttpSettings {
   protocol: McpProtocol;
   bearerToken: string | null;
   requestTimeoutMs: number;
+  /** Follow redirects as the reference's HTTP client does (undici drops `authorization` on a cross-origin hop). */
+  followRedirects: boolean;
 }
 
 /** Statuses that say "try again later" rather than "this request is wrong". */
@@ -98,7 +100,13 @@ export class HttpTransport implements McpTransport {
 
   private async send(body: string, headers: Record<string, string>, signal: AbortSignal): Promise<Response> {
     try {
-      return await fetch(this.settings.url, { method: "POST", headers, body, redirect: "manual", signal });
+      return await fetch(this.settings.url, {
+        method: "POST",
+        headers,
+        body,
+        redirect: this.settings.followRedirects ? "follow" : "manual",
+        signal,
+      });
     } catch {
       throw transientFailure(signal.aborted ? "http request timed out" : "http request failed");
     }

@@ -134,14 +134,15 @@ export function replyToServerMessage(message: JsonObject): string | null {
 /**
  * The `result` of a response to the request `expectedId`, or `null` when it has none. A JSON-RPC error becomes a
  * failure carrying the provider's message verbatim (also when the id is `null`, as JSON-RPC allows for errors
- * about unreadable requests); a response to any other id is refused.
+ * about unreadable requests); a response to any other id is refused, unless `expectedId` is undefined (the
+ * reference protocol, whose responses are taken whatever their id).
  */
-export function resultOf(message: JsonObject, expectedId: JsonRpcId): JsonValue {
+export function resultOf(message: JsonObject, expectedId: JsonRpcId | undefined): JsonValue {
   const error = message.error ?? null;
   if (error !== null && !(isJsonObject(error) && typeof error.message === "string")) {
     throw failure("invalid json-rpc response");
   }
-  const idMatches = typeof message.id === typeof expectedId && message.id === expectedId;
+  const idMatches = expectedId === undefined || (typeof message.id === typeof expectedId && message.id === expectedId);
   if (error !== null && (idMatches || message.id === null)) throw failure(error.message as string);
   if (!idMatches) throw failure("mcp response id mismatch");
   return message.result ?? null;

@@ -22,7 +22,8 @@ const MAX_BACKOFF_MS = 30_000;
 /**
  * An external evidence provider that is an MCP server (evidence §2), over stdio when `command` is set, else HTTP.
  * Transient failures (lost connections, dead processes, timeouts, HTTP 429/502/503/504) are retried up to
- * `max_retries` times with exponential backoff; the provider's own errors and malformed answers are not.
+ * `max_retries` times (default 0, as the reference) with exponential backoff; the provider's own errors and
+ * malformed answers are not.
  */
 export function createMcpProvider(providerId: string, settings: McpProviderSettings): EvidenceProvider {
   return new McpEvidenceProvider(providerId, settings, createTransport(settings));
@@ -31,7 +32,11 @@ export function createMcpProvider(providerId: string, settings: McpProviderSetti
 function createTransport(settings: McpProviderSettings): McpTransport {
   const { protocol, timeouts } = settings;
   if (transportKind(settings) === "stdio") {
-    return new StdioTransport({ command: settings.command, protocol, requestTimeoutMs: timeouts.request_timeout_ms });
+    return new StdioTransport({
+      command: settings.command,
+      protocol,
+      requestTimeoutMs: settings.stdio_request_timeout_ms,
+    });
   }
   // Checked again here, as the reference does, for settings that did not come through the config schema.
   if (settings.url === null) throw failure("mcp url missing");
@@ -45,6 +50,7 @@ function createTransport(settings: McpProviderSettings): McpTransport {
     protocol,
     bearerToken: settings.auth.bearer_token,
     requestTimeoutMs: timeouts.request_timeout_ms,
+    followRedirects: settings.follow_redirects,
   });
 }
 
@@ -74,7 +80,9 @@ class McpEvidenceProvider implements EvidenceProvider {
 
   private async attempt(call: RpcCall): Promise<EvidenceResult> {
     const response = await this.transport.request(call);
-    return decodeToolResult(resultOf(response, call.id), this.settings.protocol);
+    const { protocol } = this.settings;
+    // The reference does not check the response id of its own protocol; standard MCP servers must match it.
+    return decodeToolResult(resultOf(response, protocol === "mcp" ? call.id : undefined), protocol);
   }
 
   private async withRetries<T>(operation: () => Promise<T>): Promise<T> {

@@ -20,14 +20,16 @@ import {
 
 /*
  * A provider running as a child process. The child is spawned on first use and replaced on the next call after it
- * died, timed out or sent something unreadable (the stream position is then unknown). Calls are serialized: one
+ * died, timed out (only with a `requestTimeoutMs`: the reference waits for ever) or sent something unreadable (the
+ * stream position is then unknown). Calls are serialized: one
  * request in flight per child. stderr is discarded, never read or logged, because it may hold secrets.
  */
 
 export interface StdioSettings {
   command: readonly string[];
   protocol: McpProtocol;
-  requestTimeoutMs: number;
+  /** null: wait for the answer however long it takes, as the reference does. */
+  requestTimeoutMs: number | null;
 }
 
 /** How long a closed stdout waits for the process exit status before being reported as a closed connection. */
@@ -222,12 +224,14 @@ export class StdioTransport implements McpTransport {
   }
 
   private async requestWithTimeout(call: RpcCall): Promise<JsonObject> {
+    const timeoutMs = this.settings.requestTimeoutMs;
+    if (timeoutMs === null) return this.requestNow(call);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         reject(transientFailure("mcp request timed out"));
         this.connection?.kill();
-      }, this.settings.requestTimeoutMs);
+      }, timeoutMs);
     });
     const attempt = this.requestNow(call);
     attempt.catch(() => undefined);

@@ -14,8 +14,10 @@ import type { LoadedRunpack, SignatureStatus } from "./load.js";
 
 /*
  * The report's view of a runpack: plain strings and tri-states, ready to render. Pure: it only rearranges what
- * the loader read. It never includes submission or trigger payloads, and shows an evidence value only where the
- * run recorded one (the server records no value that its disclosure policy withholds).
+ * the loader read. It never includes submission or trigger payloads. It shows every evidence value the run
+ * recorded: by default the server records all of them, as the reference does (its disclosure policy governs only
+ * what callers are shown), so a runpack is as sensitive as its evidence; under `[evidence] record_raw_values =
+ * false` a withheld value was recorded as null and reads "not recorded".
  */
 
 /** Longest JSON text shown for an expected or evidence value; longer text is cut with a note of its length. */

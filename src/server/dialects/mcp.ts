@@ -106,7 +106,6 @@ function recordRequest(
     error,
     requestBytes: 0,
     responseBytes: 0,
-    clientSubject: info.credentials.certificateSubject ?? info.credentials.subjectHeader,
   });
 }
 

@@ -11,6 +11,9 @@ export interface PrincipalEntry {
   roles: RoleGrant[];
 }
 
+/** Every tenant, or the listed ones. */
+export type TenantReach = "all" | readonly bigint[];
+
 /** Looks up the roles and policy class configured for a principal id. */
 export class PrincipalDirectory {
   private readonly bySubject: ReadonlyMap<string, PrincipalEntry>;
@@ -29,8 +32,31 @@ export class PrincipalDirectory {
 
   /** The principal's roles that apply to the scope (a role without a tenant or namespace applies everywhere). */
   rolesIn(principalId: string, scope: { tenant_id?: bigint; namespace_id?: bigint }): string[] {
-    const roles = this.bySubject.get(principalId)?.roles ?? [];
-    return roles.filter((role) => roleCovers(role, scope)).map((role) => role.name);
+    return this.rolesOf(principalId)
+      .filter((role) => roleCovers(role, scope))
+      .map((role) => role.name);
+  }
+
+  /**
+   * Whether a role of the principal covers a call's tenant and namespace. A call without a tenant (a namespace-wide
+   * definition, seen by every tenant) needs a role that is not limited to particular tenants.
+   */
+  covers(principalId: string, tenantId: bigint | null, namespaceId: bigint): boolean {
+    const scope = { namespace_id: namespaceId, ...(tenantId === null ? {} : { tenant_id: tenantId }) };
+    return this.rolesOf(principalId).some(
+      (role) => roleCovers(role, scope) && (tenantId !== null || role.tenant_id === undefined),
+    );
+  }
+
+  /** The tenants some role of the principal covers. */
+  tenantsOf(principalId: string): TenantReach {
+    const roles = this.rolesOf(principalId);
+    if (roles.some((role) => role.tenant_id === undefined)) return "all";
+    return [...new Set(roles.map((role) => role.tenant_id as bigint))];
+  }
+
+  private rolesOf(principalId: string): readonly RoleGrant[] {
+    return this.bySubject.get(principalId)?.roles ?? [];
   }
 }
 

@@ -1,7 +1,7 @@
 import { AccessDeniedError } from "../../core/errors.js";
 import { type AuditLog, auditCorrelation } from "../audit.js";
 import type { CallContext } from "../context.js";
-import type { PrincipalDirectory } from "./principals.js";
+import type { PrincipalDirectory, TenantReach } from "./principals.js";
 
 /** The reserved default namespace. */
 export const DEFAULT_NAMESPACE_ID = 1n;
@@ -18,17 +18,29 @@ export interface NamespaceAuthority {
 }
 
 /**
- * The scope rules every tenant-scoped tool applies: when principals are configured, the caller must hold a role
- * covering the tenant and namespace (cross-tenant calls are refused); the default namespace (1) only for the
- * tenants configured for it (evidence §5.2); then the namespace authority. Reasons reach only the audit log.
+ * The scope rules every tenant-scoped tool applies: with tenant isolation (D13, `[server.auth] tenant_isolation`),
+ * the caller must hold a role covering the tenant and namespace (cross-tenant calls are refused); the default
+ * namespace (1) only for the tenants configured for it (evidence §5.2); then the namespace authority. Without
+ * tenant isolation, as with the reference, principals drive only the schema-registry ACL. Reasons reach only the
+ * audit log.
  */
 export class ScopeGuard {
+  /** `isolation`: the principals whose roles must cover every call, or null without tenant isolation. */
   constructor(
     private readonly policy: NamespacePolicy,
-    private readonly principals: PrincipalDirectory,
+    private readonly isolation: PrincipalDirectory | null,
     private readonly authority: NamespaceAuthority | null,
     private readonly audit: AuditLog,
   ) {}
+
+  get isolatesTenants(): boolean {
+    return this.isolation !== null;
+  }
+
+  /** The tenants the caller's roles reach: every tenant without tenant isolation. */
+  tenantsReachedBy(context: CallContext): TenantReach {
+    return this.isolation?.tenantsOf(context.auth.principalId) ?? "all";
+  }
 
   /** Passes, or throws `unauthorized`; either way the decision is audited (`tenant_authz`). */
   async ensure(tenantId: bigint | null, namespaceId: bigint, context: CallContext): Promise<void> {
@@ -50,18 +62,16 @@ export class ScopeGuard {
       decide(false, error instanceof AccessDeniedError ? error.reason : "error");
       throw error;
     }
-    decide(true, this.principals.configured ? "role_allow" : "open_allow");
+    decide(true, this.isolation === null ? "noop_allow" : "role_allow");
   }
 
   private ensureRoleCovers(tenantId: bigint | null, namespaceId: bigint, context: CallContext): void {
-    if (!this.principals.configured) return;
-    const scope = { namespace_id: namespaceId, ...(tenantId === null ? {} : { tenant_id: tenantId }) };
-    if (this.principals.rolesIn(context.auth.principalId, scope).length === 0) {
-      throw new AccessDeniedError(
-        "unauthorized",
-        `principal ${context.auth.principalId} has no role for tenant ${tenantId ?? "(none)"} namespace ${namespaceId}`,
-      );
-    }
+    if (this.isolation === null || this.isolation.covers(context.auth.principalId, tenantId, namespaceId)) return;
+    const tenant = tenantId === null ? "every tenant" : `tenant ${tenantId}`;
+    throw new AccessDeniedError(
+      "unauthorized",
+      `principal ${context.auth.principalId} has no role for ${tenant} in namespace ${namespaceId}`,
+    );
   }
 
   private ensureDefaultAllowed(tenantId: bigint | null): void {

@@ -57,7 +57,7 @@ function annotationsOf(name: string): ToolAnnotations {
 }
 
 /** Tools whose results carry the decision's action receipt (spec §6) beside the reference's fields. */
-const WITH_ACTION = new Set(["scenario_next", "scenario_trigger", "scenario_status"]);
+const WITH_ACTION = new Set(["scenario_next", "scenario_trigger"]);
 const ACTION_PROPERTY: JsonSchema = {
   type: "object",
   description:

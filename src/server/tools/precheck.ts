@@ -5,7 +5,7 @@ import { type ScenarioSpec, ScenarioSpec as ScenarioSpecSchema } from "../../cor
 import { validateSpec } from "../../core/spec/validate.js";
 import { AnyJson, decode, NamespaceId, nullable, TenantId } from "../../core/wire/common.js";
 import { compileJsonSchema, messageOf } from "../../evidence/contracts/load.js";
-import { validateComparatorForSchema } from "../../evidence/contracts/strict.js";
+import { validatePrecheckStrict } from "../../evidence/contracts/strict.js";
 import { isJsonObject, type JsonValue } from "../../json/value.js";
 import type { ServerServices } from "../services.js";
 import type { ToolHandlers } from "./types.js";
@@ -39,7 +39,8 @@ export function precheckTools(services: ServerServices): ToolHandlers {
       if (spec.default_tenant_id !== null && spec.default_tenant_id !== request.tenant_id) {
         throw new AccessDeniedError("unauthorized", "tenant_id does not match scenario tenant");
       }
-      checkComparators(services, spec, shape.schema);
+      const strict = services.evidence.strictValidation;
+      if (strict !== null) validatePrecheckStrict(spec, shape.schema, strict);
       const result = precheckStage(
         spec,
         request.stage_id,
@@ -88,19 +89,6 @@ async function resolveSpec(services: ServerServices, request: PrecheckArgs): Pro
   const record = await services.scenarios.get(request.tenant_id, request.namespace_id, scenarioId);
   if (record === undefined) throw new NotFoundError("scenario_not_in_namespace", "scenario not in namespace");
   return record.spec;
-}
-
-/** Strict comparator checks against the data shape: a condition's own property schema, or the whole schema. */
-function checkComparators(services: ServerServices, spec: ScenarioSpec, schema: JsonValue): void {
-  const options = services.evidence.strictValidation;
-  if (options === null) return;
-  const properties = isJsonObject(schema) && isJsonObject(schema.properties) ? schema.properties : undefined;
-  for (const condition of spec.conditions) {
-    const conditionSchema =
-      spec.conditions.length === 1 && properties === undefined ? schema : properties?.[condition.condition_id];
-    if (conditionSchema === undefined) continue;
-    validateComparatorForSchema(conditionSchema, condition.comparator, condition.expected, options);
-  }
 }
 
 /** The asserted value of each condition: an object payload keyed by condition id, or a lone condition's value. */

@@ -1,13 +1,14 @@
-import { isAbsolute, join, relative, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { z } from "zod";
 import { RECEIPTS_ARTIFACT_PATH } from "../../actions/receipts.js";
-import { NotFoundError, RunpackError } from "../../core/errors.js";
+import { AccessDeniedError, NotFoundError, RunpackError } from "../../core/errors.js";
 import { buildRunpack, DEFAULT_MANIFEST_NAME } from "../../core/runpack/builder.js";
 import { writeManifestSignature } from "../../core/runpack/signature.js";
 import { decode, NamespaceId, nullable, TenantId, Timestamp } from "../../core/wire/common.js";
-import { FilesystemRunpack, verifyRunpackDirectory } from "../../runpack/filesystem.js";
+import { FilesystemRunpack, isWithin, verifyRunpackDirectory } from "../../runpack/filesystem.js";
 import type { CallContext } from "../context.js";
+import type { TenantReach } from "../policy/principals.js";
 import type { ServerServices } from "../services.js";
 import type { ScenarioRuntimes } from "./scenario.js";
 import type { ToolHandlers } from "./types.js";
@@ -55,7 +56,7 @@ export function runpackTools(services: ServerServices, runtimes: ScenarioRuntime
     },
     async runpack_verify(args, context) {
       const { runpack_dir, manifest_path } = decode(VerifyArgs, args, "arguments");
-      const dir = confinedPath(services, context, runpack_dir);
+      const dir = confinedPath(services, context, runpack_dir, services.scopes.tenantsReachedBy(context));
       const report = await withFilesystemErrors(() => verifyRunpackDirectory(dir, manifest_path));
       return { report, status: report.status };
     },
@@ -68,7 +69,10 @@ function exportDirectory(
   context: CallContext,
   request: { tenant_id: bigint; namespace_id: bigint; scenario_id: string; run_id: string; output_dir: string | null },
 ) {
-  if (request.output_dir !== null) return { dir: confinedPath(services, context, request.output_dir), named: true };
+  if (request.output_dir !== null) {
+    const tenants = services.scopes.isolatesTenants ? [request.tenant_id] : "all";
+    return { dir: confinedPath(services, context, request.output_dir, tenants), named: true };
+  }
   const ids = [request.scenario_id, request.run_id];
   if (ids.some((id) => id === "" || id === "." || id === ".." || /[/\\]/.test(id))) {
     throw new RunpackError("invalid_storage_key", "scenario_id and run_id must be usable as path segments");
@@ -79,15 +83,16 @@ function exportDirectory(
 
 /**
  * D9: local callers may name any path (relative to the server's working directory, as with the reference);
- * remote callers' paths resolve against the runpack root and may not leave it.
+ * remote callers' paths resolve against the runpack root and may not leave it. D13: unless they reach every
+ * tenant, remote callers' paths must also lie in the directory of one of `tenants` (`<root>/tenant/<tenant_id>`).
  */
-function confinedPath(services: ServerServices, context: CallContext, path: string): string {
+function confinedPath(services: ServerServices, context: CallContext, path: string, tenants: TenantReach): string {
   if (context.auth.method === "local") return resolve(path);
   const root = services.runpacks.root;
   const target = resolve(root, path);
-  const inside = relative(root, target);
-  if (inside.startsWith("..") || isAbsolute(inside)) {
-    throw new RunpackError("path_outside_root", "runpack path escapes the runpack root");
+  if (!isWithin(root, target)) throw new RunpackError("path_outside_root", "runpack path escapes the runpack root");
+  if (tenants !== "all" && !tenants.some((tenant) => isWithin(join(root, "tenant", `${tenant}`), target))) {
+    throw new AccessDeniedError("unauthorized", "runpack path outside the caller's tenant directories");
   }
   return target;
 }

@@ -1,11 +1,13 @@
 import { z } from "zod";
 import { ConflictError, NotFoundError } from "../../core/errors.js";
+import { LruMap } from "../../core/lru-map.js";
 import { ControlPlane, type TriggerOutcome } from "../../core/run/control-plane.js";
 import { NextRequest, StatusRequest, SubmitRequest } from "../../core/run/requests.js";
 import { type GateEvalRecord, RunConfig, TriggerEvent } from "../../core/run/schema.js";
 import { specHash } from "../../core/spec/hash.js";
 import { ScenarioSpec } from "../../core/spec/schema.js";
 import { decode, NamespaceId, nullable, TenantId, Timestamp } from "../../core/wire/common.js";
+import { disclosedGateRecords } from "../../evidence/disclosure.js";
 import type { ScenarioRecord } from "../../store/registries.js";
 import type { CallContext } from "../context.js";
 import { type FeedbackLevel, grantFeedback } from "../policy/feedback.js";
@@ -30,14 +32,26 @@ const SubmitArgs = z.object({ scenario_id: z.string(), request: SubmitRequest })
 const TriggerArgs = z.object({ scenario_id: z.string(), trigger: TriggerEvent });
 const ListArgs = z.object({ tenant_id: TenantId, namespace_id: NamespaceId, ...pageArgs });
 
+/** How many control planes are kept; one more evicts the least recently used. */
+export const PLANE_CACHE_SIZE = 256;
+
 /**
- * One control plane per defined scenario, built on first use and kept: the scenario's spec is validated once,
- * and every run of it shares the store, the evidence pipeline and the policies.
+ * One control plane per defined scenario, built on first use and kept while it is among the `capacity` most
+ * recently used: the scenario's spec is validated once, and every run of it shares the store, the evidence
+ * pipeline and the policies. An evicted plane is rebuilt from the registry when next needed. Eviction cannot
+ * break the serialization of calls on a run (D3): the lock is per store and run, shared by every plane over the
+ * store, so a plane evicted while one of its calls is still running excludes the rebuilt plane's calls on that
+ * run as before (and each commit is checked against the version it read).
  */
 export class ScenarioRuntimes {
-  private readonly planes = new Map<string, ControlPlane>();
+  private readonly planes: LruMap<string, ControlPlane>;
 
-  constructor(private readonly services: ServerServices) {}
+  constructor(
+    private readonly services: ServerServices,
+    capacity = PLANE_CACHE_SIZE,
+  ) {
+    this.planes = new LruMap(capacity);
+  }
 
   /** Validates and records a spec (engine §1.4): capabilities, strict comparators, then the core checks. */
   async define(spec: ScenarioSpec) {
@@ -81,7 +95,7 @@ export class ScenarioRuntimes {
         store: runs,
         evidence: this.services.decisionEvidence,
         trust: evidence.trust,
-        disclosure: evidence.disclosure,
+        recordDisclosure: evidence.recordDisclosure,
         dispatchPolicy,
         backoff: jitteredBackoff,
         receipts: this.services.actions.issuer ?? undefined,
@@ -118,15 +132,14 @@ export function scenarioTools(services: ServerServices, runtimes: ScenarioRuntim
       const { scenario_id, request } = decode(StatusArgs, args, "arguments");
       await allowNamespace(request.tenant_id, request.namespace_id, context);
       const plane = await runtimes.lookup(request.tenant_id, request.namespace_id, scenario_id);
-      const { status, action } = await plane.statusWithAction(request);
-      return action === null ? status : { ...status, action };
+      return plane.status(request);
     },
     async scenario_next(args, context) {
       const { scenario_id, request, feedback } = decode(NextArgs, args, "arguments");
       await allowNamespace(request.tenant_id, request.namespace_id, context);
       const plane = await runtimes.lookup(request.tenant_id, request.namespace_id, scenario_id);
       const outcome = await plane.nextWithEvaluations(request);
-      const block = await feedbackBlock(services, context, feedback, request, outcome.gateEvals);
+      const block = await feedbackBlock(services, context, feedback, request, plane.spec, outcome.gateEvals);
       const result = block === undefined ? outcome.result : { ...outcome.result, feedback: block };
       return withAction(services, result, outcome);
     },
@@ -177,6 +190,7 @@ async function feedbackBlock(
   context: CallContext,
   requested: FeedbackLevel | null,
   request: NextRequest,
+  spec: ScenarioSpec,
   recorded: GateEvalRecord[] | null,
 ) {
   const scope = { tenant_id: request.tenant_id, namespace_id: request.namespace_id };
@@ -187,7 +201,9 @@ async function feedbackBlock(
   if (grant.level === "summary") return block;
   const gateEvals = recorded ?? (await recordedGateEvals(services, request));
   block.gate_evaluations = gateEvals.map((record) => record.evaluation);
-  if (grant.level === "evidence") block.gate_records = gateEvals.map(withoutFailedValues);
+  if (grant.level === "evidence") {
+    block.gate_records = disclosedGateRecords(spec, gateEvals, services.evidence.disclosure);
+  }
   return block;
 }
 
@@ -195,15 +211,4 @@ async function feedbackBlock(
 async function recordedGateEvals(services: ServerServices, request: NextRequest): Promise<GateEvalRecord[]> {
   const state = await services.runs.load(request);
   return (state?.gate_evals ?? []).filter((record) => record.trigger_id === request.trigger_id);
-}
-
-function withoutFailedValues(record: GateEvalRecord): GateEvalRecord {
-  return {
-    ...record,
-    evidence: record.evidence.map((entry) =>
-      entry.result.error === null
-        ? entry
-        : { ...entry, result: { ...entry.result, value: null, content_type: null, evidence_hash: null } },
-    ),
-  };
 }

@@ -77,9 +77,10 @@ export function schemaTools(services: ServerServices): ToolHandlers {
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /**
- * `require_signing`: the record must carry an Ed25519 signature (base64) over the canonical JSON of its schema, by
- * one of the configured `signing_keys`, named by its configured path. The reference only checks that the
- * metadata is present; here it is verified.
+ * `require_signing` (D14): the record must carry non-blank `key_id` and `signature` (the reference's whole rule).
+ * With `signing_keys` configured, the signature must also be a valid Ed25519 signature (base64) over the canonical
+ * JSON of the schema by the key its `key_id` names (the key's configured path). Without keys the startup notices
+ * warn that signatures are only checked for presence.
  */
 function checkSigning(services: ServerServices, record: DataShapeRecord): void {
   if (!services.schemaRegistry.acl.requireSigning) return;
@@ -87,13 +88,16 @@ function checkSigning(services: ServerServices, record: DataShapeRecord): void {
     throw new AccessDeniedError("unauthorized", reason);
   };
   const signing = record.signing ?? deny("schema signing metadata required");
-  if (signing.key_id.trim().length === 0 || !BASE64.test(signing.signature.trim())) {
+  if (signing.key_id.trim().length === 0 || signing.signature.trim().length === 0) {
     deny("schema signing metadata invalid");
   }
+  const keys = services.schemaRegistry.signingKeys;
+  if (keys.size === 0) return;
+  if (!BASE64.test(signing.signature.trim())) deny("schema signing metadata invalid");
   if (signing.algorithm !== undefined && signing.algorithm.toLowerCase() !== "ed25519") {
     deny(`schema signing algorithm not supported: ${signing.algorithm}`);
   }
-  const key = services.schemaRegistry.signingKeys.get(signing.key_id) ?? deny("schema signing key not authorized");
+  const key = keys.get(signing.key_id) ?? deny("schema signing key not authorized");
   const signature = new Uint8Array(Buffer.from(signing.signature.trim(), "base64"));
   if (!verifyStrict(signature, canonicalBytes(record.schema), key)) deny("schema signature verification failed");
 }

@@ -1,11 +1,14 @@
 import { mkdirSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import BetterSqlite from "better-sqlite3";
-import type { z } from "zod";
-import { ControlPlaneError, DecisionGateError, InvalidInputError } from "../../core/errors.js";
-import { decode } from "../../core/wire/common.js";
-import { sha256Hex } from "../../json/hash.js";
-import { parseJsonBytes } from "../../json/parse.js";
+import {
+  ControlPlaneError,
+  DecisionGateError,
+  InternalError,
+  InvalidInputError,
+  StorageFullError,
+} from "../../core/errors.js";
+import { storeDamagedError } from "../store-check.js";
 
 /*
  * One SQLite database file: opening it with the configured PRAGMAs, bringing its schema up to date with
@@ -113,7 +116,38 @@ export const STORE_MIGRATIONS: readonly Migration[] = [
       "CREATE INDEX action_receipts_by_decision ON action_receipts (run_pk, decision_id)",
     ],
   },
+  {
+    version: 3,
+    name: "trigger ids listed apart from the lookup index",
+    steps: [
+      // A second, independent way to find a run's trigger and decision by trigger id (WITHOUT ROWID: its own
+      // b-tree), so that an index entry lost or a lookup column edited cannot make a decided trigger look new.
+      `CREATE TABLE run_trigger_ids (
+        run_pk INTEGER NOT NULL REFERENCES runs (run_pk),
+        kind TEXT NOT NULL CHECK (kind IN ('trigger', 'decision')),
+        trigger_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (run_pk, kind, trigger_id)
+      ) WITHOUT ROWID`,
+      // Filled from the records themselves (NOT INDEXED: never from the index it is there to check).
+      `INSERT INTO run_trigger_ids (run_pk, kind, trigger_id, seq)
+        SELECT run_pk, kind, trigger_id, MIN(seq) FROM run_records NOT INDEXED
+        WHERE kind IN ('trigger', 'decision') AND trigger_id IS NOT NULL
+        GROUP BY run_pk, kind, trigger_id`,
+    ],
+  },
 ];
+
+/**
+ * SQLite result codes that mean the file cannot take a write right now (as opposed to a refused or conflicting
+ * statement): no space, a read-only file or directory, an I/O error, a file that cannot be opened or is damaged.
+ */
+const STORAGE_FAILURES = /^SQLITE_(FULL|READONLY|IOERR|CANTOPEN|CORRUPT|NOTADB)(_|$)/;
+
+function sqliteCode(error: unknown): string | null {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && code.startsWith("SQLITE_") ? code : null;
+}
 
 function fileIdentity(path: string): string | null {
   if (path === ":memory:") return null;
@@ -135,6 +169,9 @@ export class SqliteDatabase {
 
   /** The file's identity when opened: if the path later names another file (or none), writes would be lost. */
   private readonly identity: string | null;
+
+  /** The SQLite code of the last write that failed for a storage reason, until a write succeeds again. */
+  private storageFailure: string | null = null;
 
   constructor(path: string, connection: Connection) {
     this.path = path;
@@ -161,12 +198,23 @@ export class SqliteDatabase {
    * read-check-write inside cannot interleave with another connection's (other processes included).
    */
   write<T>(label: string, work: () => T): T {
-    return this.guard(label, () => this.connection.transaction(work).immediate());
+    const result = this.guard(label, () => this.connection.transaction(work).immediate(), true);
+    this.storageFailure = null;
+    return result;
   }
 
-  /** Inside `write`: runs `work` in a savepoint, so a failure rolls back `work` alone. */
+  /**
+   * Inside `write`: runs `work` in a savepoint, so a failure rolls back `work` alone. SQLite rolls the whole
+   * transaction back on some failures (a full disk, an I/O error); check `inTransaction` after a failure.
+   */
   savepoint<T>(label: string, work: () => T): T {
-    return this.guard(label, () => this.connection.transaction(work)());
+    if (!this.connection.inTransaction) throw new InternalError(`${label}: savepoint outside a transaction`);
+    return this.guard(label, () => this.connection.transaction(work)(), true);
+  }
+
+  /** Whether a transaction is open on the connection. */
+  inTransaction(): boolean {
+    return this.connection.inTransaction;
   }
 
   /** Current value of a PRAGMA, e.g. `journal_mode`. */
@@ -174,33 +222,80 @@ export class SqliteDatabase {
     return this.connection.pragma(name, { simple: true });
   }
 
-  /** Readiness: the connection is open, still writes the file at `path`, and answers `SELECT 1`. */
+  /**
+   * Readiness: the connection is open, still writes the file at `path`, and answers `SELECT 1`; after a write
+   * failed for a storage reason, only once a write succeeds again (this one tries the write probe).
+   */
   ready(): boolean {
     if (!this.connection.open || fileIdentity(this.path) !== this.identity) return false;
     try {
+      if (this.storageFailure !== null) {
+        this.writeProbe();
+        return true;
+      }
       return this.connection.prepare<[], { one: number }>("SELECT 1 AS one").get()?.one === 1;
     } catch {
       return false;
     }
   }
 
+  /** Commits a one-row write (the `write_probe` table); throws the store error when the file does not take it. */
+  writeProbe(): void {
+    this.write("run state store", () =>
+      this.connection
+        .prepare(
+          "INSERT INTO write_probe (id, writes) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET writes = writes + 1",
+        )
+        .run(),
+    );
+  }
+
+  /** SQLite's own consistency check (`integrity_check`, or the faster `quick_check`): the problems found. */
+  integrityProblems(mode: "full" | "quick", limit = 100): string[] {
+    const pragma = mode === "full" ? "integrity_check" : "quick_check";
+    const rows = this.guard("run state store", () => this.connection.pragma(`${pragma}(${limit})`) as object[]);
+    const lines = rows.map((row) => String(Object.values(row)[0]));
+    return lines.length === 1 && lines[0] === "ok" ? [] : lines;
+  }
+
+  /**
+   * Copies the database to a new file with SQLite's online backup API, in one step, so the copy is one
+   * consistent snapshot even while other connections (other processes included) keep committing.
+   */
+  async backup(to: string): Promise<void> {
+    const allAtOnce = () => 0x7fffffff;
+    await this.connection.backup(to, { progress: allAtOnce }).catch((error: unknown) => {
+      throw new ControlPlaneError("store_error", `backup to ${to} failed: ${messageOf(error)}`);
+    });
+  }
+
   close(): void {
     if (this.connection.open) this.connection.close();
   }
 
-  /** Turns driver failures (busy past the timeout, I/O errors, a closed handle) into a typed store error. */
-  private guard<T>(label: string, work: () => T): T {
+  /**
+   * Turns driver failures (busy past the timeout, I/O errors, a closed handle) into a typed store error; a full
+   * disk into the retryable `StorageFullError`. A write that failed for a storage reason makes the file not ready.
+   */
+  private guard<T>(label: string, work: () => T, writing = false): T {
     try {
       return work();
     } catch (error) {
       if (error instanceof DecisionGateError) throw error;
-      const message = error instanceof Error ? error.message : String(error);
-      const code = (error as { code?: unknown }).code;
-      throw new ControlPlaneError("store_error", `${label} error: ${message}`, {
-        sqlite_code: typeof code === "string" ? code : null,
-      });
+      const code = sqliteCode(error);
+      if (writing && code !== null && STORAGE_FAILURES.test(code)) this.storageFailure = code;
+      if (code?.startsWith("SQLITE_FULL")) {
+        throw new StorageFullError(`${label} full: ${messageOf(error)}; nothing was recorded, retry later`, {
+          sqlite_code: code,
+        });
+      }
+      throw new ControlPlaneError("store_error", `${label} error: ${messageOf(error)}`, { sqlite_code: code });
     }
   }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 /**
@@ -227,11 +322,29 @@ export function openSqliteDatabase(
   try {
     database.query("run state store", () => applyPragmas(connection, options, timeout));
     migrate(database, migrations);
+    database.writeProbe();
   } catch (error) {
     database.close();
-    throw error;
+    throw openFailure(path, error);
   }
   return database;
+}
+
+/**
+ * A file that opened but cannot take a write (read-only file or directory, full disk, I/O error) is refused at
+ * startup, naming it: serving from it would answer reads and fail every call that records something. A file
+ * SQLite finds damaged is refused as damaged.
+ */
+function openFailure(path: string, error: unknown): unknown {
+  const code = error instanceof DecisionGateError ? error.details?.sqlite_code : sqliteCode(error);
+  if (typeof code !== "string" || !STORAGE_FAILURES.test(code)) return error;
+  const reason = messageOf(error).replace(/^run state store (error|full): /, "");
+  if (/^SQLITE_(CORRUPT|NOTADB)/.test(code)) return storeDamagedError(path, [`sqlite: ${reason}`]);
+  return new ControlPlaneError(
+    "store_unwritable",
+    `run state store error: cannot write ${path}: ${reason} (the file and its directory must be writable by this process, on a disk with free space)`,
+    { path, sqlite_code: code },
+  );
 }
 
 function isDirectory(path: string): boolean {
@@ -290,6 +403,12 @@ export function migrate(database: SqliteDatabase, migrations: readonly Migration
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)",
       )
       .run();
+    // One row that `writeProbe` rewrites: at startup, and for readiness after a failed write.
+    database
+      .prepare(
+        "CREATE TABLE IF NOT EXISTS write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), writes INTEGER NOT NULL)",
+      )
+      .run();
   });
   const latest = migrations.at(-1)?.version ?? 0;
   for (const migration of migrations) {
@@ -313,33 +432,4 @@ function newerSchemaError(path: string, found: number, supported: number): Contr
     `run state store version mismatch: unsupported schema version: ${found} (this build supports up to ${supported}; ${path} was written by a newer Decision Gate)`,
     { found, supported },
   );
-}
-
-/**
- * A stored row failed verification. The store fails closed and names the item, e.g.
- * `run state corrupt: 1/2/run-1: record 7 (decision 3): hash mismatch`.
- */
-export function storeCorrupt(store: "run state" | "scenario registry" | "schema registry", item: string, what: string) {
-  return new ControlPlaneError("store_corrupt", `${store} corrupt: ${item}: ${what}`, { item });
-}
-
-/**
- * Reads back a stored canonical-JSON blob as untrusted: the size, the sha256 recorded beside it, the JSON and
- * the record's schema must all check out; otherwise `fail` builds the error naming what is wrong.
- */
-export function decodeVerified<T extends z.ZodType>(
-  schema: T,
-  bytes: unknown,
-  sha256: unknown,
-  maxBytes: number,
-  fail: (what: string) => Error,
-): z.output<T> {
-  if (!(bytes instanceof Uint8Array)) throw fail("stored bytes missing");
-  if (bytes.length > maxBytes) throw fail(`stored bytes exceed size limit: ${bytes.length} bytes (max ${maxBytes})`);
-  if (sha256Hex(bytes) !== sha256) throw fail("hash mismatch");
-  try {
-    return decode(schema, parseJsonBytes(bytes), "record");
-  } catch (error) {
-    throw fail(`undecodable: ${error instanceof Error ? error.message : String(error)}`);
-  }
 }

@@ -4,7 +4,8 @@ import { AnyJson } from "../../core/wire/common.js";
 import { sha256Hex } from "../../json/hash.js";
 import { isJsonObject } from "../../json/value.js";
 import { canonicalJson } from "../../json/write.js";
-import { decodeVerified, type SqliteDatabase, type Statement, storeCorrupt } from "./database.js";
+import { decodeVerified, storeCorrupt } from "../stored-bytes.js";
+import type { SqliteDatabase, Statement } from "./database.js";
 
 const MAX_RECEIPT_BYTES = 65_536;
 

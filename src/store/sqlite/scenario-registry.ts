@@ -9,8 +9,9 @@ import {
   scenarioScope,
   specBytes,
 } from "../registry-common.js";
-import { decodeVerified, type SqliteDatabase, storeCorrupt } from "./database.js";
-import { MAX_STATE_BYTES } from "./run-state.js";
+import { MAX_STATE_BYTES } from "../run-log/records.js";
+import { decodeVerified, storeCorrupt } from "../stored-bytes.js";
+import type { SqliteDatabase } from "./database.js";
 
 const LABEL = "scenario registry";
 /** Stored for the whole namespace (`default_tenant_id` null); NULL cannot take part in a primary key. */

@@ -13,7 +13,8 @@ import {
   schemaExists,
   schemaPage,
 } from "../registry-common.js";
-import { decodeVerified, type SqliteDatabase, storeCorrupt } from "./database.js";
+import { decodeVerified, storeCorrupt } from "../stored-bytes.js";
+import type { SqliteDatabase } from "./database.js";
 
 const LABEL = "schema registry";
 /** Room for a record's metadata beside its schema, when checking stored sizes on read. */

@@ -1,0 +1,406 @@
+import { DecisionGateError } from "../../core/errors.js";
+import type { PacketRecord, SubmissionRecord } from "../../core/run/schema.js";
+import {
+  type AppendedRecords,
+  emptyAppendedRecords,
+  type LogCounts,
+  type RunCheckDepth,
+  type RunKey,
+  type RunStoreCheck,
+  runKeyText,
+} from "../../core/run/store.js";
+import { decodeVerified, storeCorrupt } from "../stored-bytes.js";
+import {
+  type AnyRecord,
+  type ChainedRecord,
+  genesisHash,
+  isKeyedKind,
+  type KeyedKind,
+  LOG_OF,
+  type LogName,
+  type Lookups,
+  linkHash,
+  lookupsOf,
+  MAX_STATE_BYTES,
+  RECORD_KINDS,
+  type RecordKind,
+  type RecordTypes,
+  SCHEMA_OF,
+  seqOf,
+  totalOf,
+  zeroCounts,
+} from "./records.js";
+
+/*
+ * Verified reads of one run's log, the same for every backend: a backend supplies raw rows (`RunLogSource`), and
+ * nothing it returns is used before it checks out. Every record served is checked in itself (hash, size, schema,
+ * lookup columns) and in its place in the chain (its link hash must be what the next record, or the head, says
+ * it is: one more row read, whatever the run's length). A trigger-id lookup is answered only when the lookup index
+ * and the run's separate trigger list agree, so a damaged index cannot make a decided trigger look new.
+ */
+
+/** A record row as a backend reads it back: every column untrusted. */
+export interface StoredRecord extends Lookups {
+  position: number;
+  kind: string;
+  seq: number;
+  record_json: unknown;
+  record_sha256: string;
+  prev_hash: string;
+}
+
+/** A trigger-list row as a backend reads it back. */
+export interface StoredTriggerEntry {
+  kind: string;
+  trigger_id: string;
+  seq: number;
+}
+
+/** The raw reads of one run that a backend supplies. Results may be anything: the caller verifies them. */
+export interface RunLogSource {
+  atPosition(position: number): StoredRecord | undefined;
+  /** The `prev_hash` column of the record at `position` (the link of the record before it). */
+  prevHashAt(position: number): string | undefined;
+  bySeq(kind: RecordKind, seq: number): StoredRecord | undefined;
+  /** Through the lookup index: the first record of `kind` naming `triggerId` with a seq up to `maxSeq`. */
+  firstByTrigger(kind: KeyedKind, triggerId: string, maxSeq: number): StoredRecord | undefined;
+  /** From the trigger list, kept apart from the lookup index: the seq of that record, whatever its seq. */
+  listedTrigger(kind: KeyedKind, triggerId: string): number | undefined;
+  /** Packets naming the decision with a packet seq up to `maxSeq`, in seq order. */
+  packetsOf(decisionId: string, maxSeq: number): StoredRecord[];
+  /** The newest submission with this id and a seq up to `maxSeq`. */
+  lastSubmission(submissionId: string, maxSeq: number): StoredRecord | undefined;
+  /** Records of `kind` with a seq up to `maxSeq`, in seq order. */
+  upToSeq(kind: RecordKind, maxSeq: number): StoredRecord[];
+  /** Every record of the run in position order. */
+  wholeLog(): StoredRecord[];
+  /** Every trigger-list row of the run. */
+  triggerList(): StoredTriggerEntry[];
+}
+
+/** How far a read view of a run reaches: the head's counts and the link hash of its newest record. */
+export interface LogView {
+  counts: LogCounts;
+  chainTip: string;
+}
+
+/**
+ * The newest record of a run as this process last wrote or verified it, with the chain tip it ends. While a run's
+ * head still names that tip, opening the run compares the stored tail with it byte for byte instead of decoding
+ * and hashing it again (a differing byte, column or link falls back to the full check, and so still fails closed).
+ */
+export interface KnownTail {
+  chainTip: string;
+  row: StoredRecord & { record_json: Uint8Array };
+}
+
+/** The stored form of a record just chained, as a backend keeps it and reads it back. */
+export function storedForm(record: ChainedRecord): StoredRecord & { record_json: Uint8Array } {
+  return {
+    position: record.position,
+    kind: record.kind,
+    seq: record.seq,
+    trigger_id: record.trigger_id,
+    decision_id: record.decision_id,
+    submission_id: record.submission_id,
+    record_json: record.bytes,
+    record_sha256: record.sha256,
+    prev_hash: record.prevHash,
+  };
+}
+
+/** What a full verification of a run found (it throws on the first problem, so this is the healthy case). */
+export interface RunCheck {
+  records: number;
+}
+
+interface LogEntry {
+  row: StoredRecord;
+  kind: RecordKind;
+  record: AnyRecord;
+}
+
+export class VerifiedRunLog {
+  constructor(
+    private readonly source: RunLogSource,
+    private readonly key: RunKey,
+    private readonly view: LogView,
+  ) {}
+
+  /**
+   * The newest record must exist, check out and end the chain the head points to (catches a cut-off log). When it
+   * is exactly `known` (every column and byte equal, and the head names the same chain tip), it was checked or
+   * written by this process already and is not decoded again. Returns the tail as verified, for next time.
+   */
+  verifyTail(known?: KnownTail): KnownTail | undefined {
+    const total = totalOf(this.view.counts);
+    if (total === 0) {
+      if (this.view.chainTip !== genesisHash(this.key)) throw this.corrupt("chain tip does not match an empty log");
+      return undefined;
+    }
+    const tail = this.source.atPosition(total);
+    if (tail === undefined) throw this.corrupt(`log truncated: record ${total} missing`);
+    if (known !== undefined && known.chainTip === this.view.chainTip && sameRow(known.row, tail)) return known;
+    const kind = this.kindOf(tail);
+    if (tail.seq !== this.view.counts[LOG_OF[kind]]) throw this.corrupt(`record ${total}: not the last ${kind}`);
+    this.verifyRecord(tail, kind);
+    if (linkHash(tail.prev_hash, tail) !== this.view.chainTip) {
+      throw this.corrupt(`record ${total}: chain tip does not match the head`);
+    }
+    return { chainTip: this.view.chainTip, row: { ...tail, record_json: tail.record_json as Uint8Array } };
+  }
+
+  /**
+   * The first trigger or decision record naming `triggerId`, or undefined when the run has none. The index lookup
+   * must agree with the trigger list: a record one of them finds and the other does not (an index entry lost, a
+   * lookup column edited) fails closed, so a trigger already decided is never taken for a new one.
+   */
+  firstForTrigger<K extends KeyedKind>(kind: K, triggerId: string): RecordTypes[K] | undefined {
+    const maxSeq = this.view.counts[LOG_OF[kind]];
+    const indexed = this.source.firstByTrigger(kind, triggerId, maxSeq);
+    const listedSeq = this.source.listedTrigger(kind, triggerId);
+    const listed = listedSeq !== undefined && listedSeq <= maxSeq ? listedSeq : undefined;
+    if (indexed?.seq !== listed) {
+      const found = (seq: number | undefined) => (seq === undefined ? `no ${kind}` : `${kind} ${seq}`);
+      throw this.corrupt(
+        `trigger ${JSON.stringify(triggerId)}: the lookup index finds ${found(indexed?.seq)}, the trigger list ${found(listed)}`,
+      );
+    }
+    return indexed === undefined ? undefined : this.served(indexed, kind);
+  }
+
+  lastOf<K extends RecordKind>(kind: K): RecordTypes[K] | undefined {
+    const seq = this.view.counts[LOG_OF[kind]];
+    if (seq === 0) return undefined;
+    const row = this.source.bySeq(kind, seq);
+    if (row === undefined) throw this.corrupt(`log truncated: ${kind} ${seq} missing`);
+    return this.served(row, kind);
+  }
+
+  packetsOf(decisionId: string): PacketRecord[] {
+    return this.servedAll(this.source.packetsOf(decisionId, this.view.counts.packets), "packet");
+  }
+
+  submission(submissionId: string): SubmissionRecord | undefined {
+    const row = this.source.lastSubmission(submissionId, this.view.counts.submissions);
+    return row === undefined ? undefined : this.served(row, "submission");
+  }
+
+  allOf<K extends RecordKind>(kind: K): RecordTypes[K][] {
+    const maxSeq = this.view.counts[LOG_OF[kind]];
+    const rows = this.source.upToSeq(kind, maxSeq);
+    if (rows.length !== maxSeq) throw this.corrupt(`log truncated: ${rows.length} of ${maxSeq} ${kind} records`);
+    return this.servedAll(rows, kind);
+  }
+
+  /** The whole run from its log, verifying every record, the order of positions and seqs, and the chain. */
+  loadAll(): AppendedRecords {
+    return this.walk(this.source.wholeLog()).logs;
+  }
+
+  /**
+   * Everything `loadAll` checks, plus every lookup path a call may take: each record is found through the seq
+   * index, each trigger and decision through the trigger-id index and the trigger list (which must hold nothing
+   * else), each decision's packets and each submission through theirs. For `store check` and the startup check.
+   */
+  verifyAll(): RunCheck {
+    const { entries } = this.walk(this.source.wholeLog());
+    for (const kind of RECORD_KINDS) {
+      const found = this.source.upToSeq(kind, this.view.counts[LOG_OF[kind]]).map((row) => row.position);
+      const expected = entries.filter((entry) => entry.kind === kind).map((entry) => entry.row.position);
+      if (found.join() !== expected.join()) throw this.corrupt(`the seq index of ${kind} records is incomplete`);
+    }
+    this.verifyTriggerLookups(entries);
+    this.verifyPacketLookups(entries);
+    this.verifySubmissionLookups(entries);
+    return { records: entries.length };
+  }
+
+  /** Verifies rows read in position order from the first record on; returns the verified records and logs. */
+  private walk(rows: StoredRecord[]) {
+    const logs = emptyAppendedRecords();
+    const entries: LogEntry[] = [];
+    const seen = zeroCounts();
+    let chain = genesisHash(this.key);
+    for (const [index, row] of rows.entries()) {
+      if (row.position !== index + 1) throw this.corrupt(`log truncated: record ${index + 1} missing`);
+      if (row.prev_hash !== chain) throw this.corrupt(`record ${row.position}: chain link broken`);
+      const kind = this.kindOf(row);
+      const log = LOG_OF[kind];
+      seen[log]++;
+      if (row.seq !== seen[log]) throw this.corrupt(`record ${row.position}: ${kind} ${row.seq} out of order`);
+      const record = this.verifyRecord(row, kind);
+      (logs[log] as AnyRecord[]).push(record);
+      entries.push({ row, kind, record });
+      chain = linkHash(chain, row);
+    }
+    for (const log of Object.keys(seen) as LogName[]) {
+      if (seen[log] !== this.view.counts[log]) {
+        throw this.corrupt(`log truncated: ${seen[log]} of ${this.view.counts[log]} ${log} records`);
+      }
+    }
+    if (chain !== this.view.chainTip) throw this.corrupt("chain tip does not match the head");
+    return { entries, logs };
+  }
+
+  /** Each trigger and decision is the one both the index and the trigger list name; the list names nothing else. */
+  private verifyTriggerLookups(entries: LogEntry[]): void {
+    const firsts = new Map<string, number>();
+    for (const { row, kind } of entries) {
+      if (!isKeyedKind(kind) || row.trigger_id === null) continue;
+      const trigger = JSON.stringify(row.trigger_id);
+      const key = `${kind}\n${row.trigger_id}`;
+      if (firsts.has(key)) throw this.corrupt(`record ${row.position}: a second ${kind} for trigger ${trigger}`);
+      firsts.set(key, row.seq);
+      const indexed = this.source.firstByTrigger(kind, row.trigger_id, this.view.counts[LOG_OF[kind]]);
+      if (indexed?.position !== row.position) {
+        throw this.corrupt(`record ${row.position}: trigger ${trigger} not found through the lookup index`);
+      }
+      if (this.source.listedTrigger(kind, row.trigger_id) !== row.seq) {
+        throw this.corrupt(`record ${row.position}: trigger ${trigger} not in the trigger list`);
+      }
+    }
+    const listed = this.source.triggerList();
+    const stray = listed.find((entry) => firsts.get(`${entry.kind}\n${entry.trigger_id}`) !== entry.seq);
+    if (stray !== undefined || listed.length !== firsts.size) {
+      const what =
+        stray === undefined ? "entries" : `${stray.kind} ${stray.seq} of trigger ${JSON.stringify(stray.trigger_id)}`;
+      throw this.corrupt(`the trigger list holds ${what} the log does not`);
+    }
+  }
+
+  private verifyPacketLookups(entries: LogEntry[]): void {
+    const byDecision = new Map<string, number[]>();
+    for (const { row, kind, record } of entries) {
+      if (kind !== "packet") continue;
+      const decisionId = (record as PacketRecord).decision_id;
+      byDecision.set(decisionId, [...(byDecision.get(decisionId) ?? []), row.position]);
+    }
+    for (const [decisionId, positions] of byDecision) {
+      const found = this.source.packetsOf(decisionId, this.view.counts.packets).map((row) => row.position);
+      if (found.join() !== positions.join()) {
+        throw this.corrupt(`packets of ${JSON.stringify(decisionId)}: not all found through the lookup index`);
+      }
+    }
+  }
+
+  private verifySubmissionLookups(entries: LogEntry[]): void {
+    const newest = new Map<string, number>();
+    for (const { row, kind } of entries) {
+      if (kind === "submission" && row.submission_id !== null) newest.set(row.submission_id, row.position);
+    }
+    for (const [submissionId, position] of newest) {
+      const found = this.source.lastSubmission(submissionId, this.view.counts.submissions);
+      if (found?.position !== position) {
+        throw this.corrupt(`submission ${JSON.stringify(submissionId)}: not found through the lookup index`);
+      }
+    }
+  }
+
+  /** A record about to be served: checked in itself, and its link to the chain. */
+  private served<K extends RecordKind>(row: StoredRecord, kind: K): RecordTypes[K] {
+    const record = this.verifyRecord(row, kind);
+    this.verifyLink(row, undefined);
+    return record;
+  }
+
+  /** Records about to be served in seq order: a record's successor, when among them, gives its link. */
+  private servedAll<K extends RecordKind>(rows: StoredRecord[], kind: K): RecordTypes[K][] {
+    return rows.map((row, index) => {
+      const record = this.verifyRecord(row, kind);
+      this.verifyLink(row, rows[index + 1]);
+      return record;
+    });
+  }
+
+  /**
+   * The record's link hash must be the `prev_hash` of the record after it, or the head's chain tip for the newest:
+   * a record rewritten in place, even with its own hash recomputed, no longer matches what the chain says of it.
+   */
+  private verifyLink(row: StoredRecord, next: StoredRecord | undefined): void {
+    const total = totalOf(this.view.counts);
+    if (row.position > total) throw this.corrupt(`record ${row.position}: beyond the head`);
+    const following = row.position + 1;
+    const expected =
+      row.position === total
+        ? this.view.chainTip
+        : next?.position === following
+          ? next.prev_hash
+          : this.source.prevHashAt(following);
+    if (expected === undefined) throw this.corrupt(`log truncated: record ${following} missing`);
+    if (linkHash(row.prev_hash, row) !== expected) throw this.corrupt(`record ${row.position}: chain link broken`);
+  }
+
+  private kindOf(row: StoredRecord): RecordKind {
+    const kind = RECORD_KINDS.find((candidate) => candidate === row.kind);
+    if (kind === undefined) throw this.corrupt(`record ${row.position}: unknown kind ${JSON.stringify(row.kind)}`);
+    return kind;
+  }
+
+  /** Hash, size and schema of the stored bytes, and agreement of the lookup columns with the record. */
+  private verifyRecord<K extends RecordKind>(row: StoredRecord, kind: K): RecordTypes[K] {
+    const where = `record ${row.position} (${kind} ${row.seq})`;
+    const fail = (what: string) => this.corrupt(`${where}: ${what}`);
+    if (row.kind !== kind) throw fail(`stored as ${row.kind}`);
+    const record = decodeVerified(SCHEMA_OF[kind], row.record_json, row.record_sha256, MAX_STATE_BYTES, fail);
+    const expected = lookupsOf(kind, record);
+    const recordSeq = seqOf(kind, record);
+    if (
+      expected.trigger_id !== row.trigger_id ||
+      expected.decision_id !== row.decision_id ||
+      expected.submission_id !== row.submission_id ||
+      (recordSeq !== null && recordSeq !== row.seq)
+    ) {
+      throw fail("index columns do not match the record");
+    }
+    return record;
+  }
+
+  private corrupt(what: string) {
+    return storeCorrupt("run state", runKeyText(this.key), what);
+  }
+}
+
+/** Whether a stored row is exactly a remembered one: every column, and the record's bytes. */
+function sameRow(known: StoredRecord & { record_json: Uint8Array }, row: StoredRecord): boolean {
+  return (
+    row.position === known.position &&
+    row.kind === known.kind &&
+    row.seq === known.seq &&
+    row.trigger_id === known.trigger_id &&
+    row.decision_id === known.decision_id &&
+    row.submission_id === known.submission_id &&
+    row.record_sha256 === known.record_sha256 &&
+    row.prev_hash === known.prev_hash &&
+    row.record_json instanceof Uint8Array &&
+    Buffer.compare(row.record_json, known.record_json) === 0
+  );
+}
+
+/** Checks one run's log as deep as asked; returns how many records were verified. */
+export function verifyToDepth(log: VerifiedRunLog, depth: RunCheckDepth): number {
+  if (depth === "full") return log.verifyAll().records;
+  return log.verifyTail() === undefined ? 0 : 1;
+}
+
+/**
+ * Verifies runs one after the other with `verifyOne` (which returns the records it verified), collecting the
+ * damage found instead of stopping at it: one line per damaged run, naming it.
+ */
+export function verifyEachRun(
+  keys: readonly RunKey[],
+  verifyOne: (key: RunKey) => number,
+  progress?: (checked: number, total: number) => void,
+): RunStoreCheck {
+  const check: RunStoreCheck = { runs: keys.length, records: 0, problems: [] };
+  for (const [index, key] of keys.entries()) {
+    try {
+      check.records += verifyOne(key);
+    } catch (error) {
+      if (!(error instanceof DecisionGateError)) throw error;
+      check.problems.push(error.code === "store_corrupt" ? error.message : `${runKeyText(key)}: ${error.message}`);
+    }
+    progress?.(index + 1, keys.length);
+  }
+  return check;
+}
