@@ -9,7 +9,7 @@ import { hashCanonical } from "../src/json/hash.js";
 import { parseJson } from "../src/json/parse.js";
 import type { JsonValue } from "../src/json/value.js";
 import { canonicalJson } from "../src/json/write.js";
-import { MemoryRunStateStore } from "../src/store/memory.js";
+import { MemoryRunStateStore } from "../src/store/memory/run-state.js";
 import { type BenchResult, measure } from "./measure.js";
 
 const CONDITIONS = 10;
@@ -75,7 +75,7 @@ export async function benchSignedEvidence(): Promise<BenchResult> {
   let trigger = 0;
   return measure("signed evidence: gate of 10 signed conditions (memory store)", CONDITIONS, async () => {
     trigger++;
-    const result = await plane.next({
+    const { result } = await plane.next({
       run_id: "bench",
       tenant_id: 1n,
       namespace_id: 2n,

@@ -159,7 +159,7 @@ function durability(commits: BenchResult | undefined): string {
         `disk (p50 ${fixed(commits.p50Ms, 3)} ms), and`;
   return (
     `Durability is the largest single cost but not the cap:${measured} the store's group commit ` +
-    "(`src/store/sqlite/run-state.ts`) puts the commits of all requests handled in one event-loop turn into one " +
+    "(`src/store/sqlite/group-commit.ts`) puts the commits of all requests handled in one event-loop turn into one " +
     "transaction with one WAL fsync, so far fewer fsyncs than decisions are needed. better-sqlite3 is synchronous, " +
     "though, so each group's commit and fsync block the event loop, and the server handles no request meanwhile."
   );

@@ -47,7 +47,7 @@ export class RunDriver {
 
   async next(): Promise<void> {
     this.triggers++;
-    const result = await this.plane.next({
+    const { result } = await this.plane.next({
       ...this.key,
       trigger_id: `t-${this.triggers}`,
       agent_id: "bench",

@@ -53,9 +53,9 @@ export function receiptIssuer(settings: ReceiptSettings): ReceiptIssuer {
         decision_kind: kind,
         runtime_decision: runtimeDecision,
         action,
-        capabilities: capabilitiesFor(runtimeDecision, settings.capabilities) as unknown as JsonObject,
+        capabilities: capabilitiesFor(runtimeDecision, settings.capabilities),
         reasons: reasonsFor(decision.outcome, integrityHold),
-        decision_hash: hashCanonical(decision as unknown as JsonValue) as unknown as JsonObject,
+        decision_hash: hashCanonical(decision),
         previous_hash: previous?.receipt_sha256 ?? null,
         canonicalization: RECEIPT_CANONICALIZATION,
       };
@@ -93,9 +93,7 @@ export function receiptHash(receipt: JsonObject): string {
  */
 export function receiptChainProblems(receipts: readonly JsonValue[], decisions: readonly DecisionRecord[]): string[] {
   const problems: string[] = [];
-  const decisionHashes = new Map(
-    decisions.map((decision) => [decision.decision_id, hashCanonical(decision as unknown as JsonValue).value]),
-  );
+  const decisionHashes = new Map(decisions.map((decision) => [decision.decision_id, hashCanonical(decision).value]));
   let previous: string | null = null;
   receipts.forEach((receipt, index) => {
     const where = `action receipt ${index + 1}`;

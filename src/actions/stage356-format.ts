@@ -4,7 +4,8 @@ import { isPlainObject, type PlainJson, type PlainJsonObject, sortedCompactJson 
 
 /*
  * What Stage356 (mokkunsuzuki-code/stage356, `stage356_runtime_fail_closed_gate.py`) writes and how it decides
- * (ecosystem §4.2–§4.3), so that its files can be checked and its decision re-derived.
+ * (ecosystem §4.2–§4.3), so that its files can be checked and its decision re-derived; and what a verification of
+ * them takes in and yields (shared by the verifier and the Stage357 documents built from its result).
  */
 
 export const STAGE356_ENGINE = "Runtime Verification & Fail-Closed Execution Gate";
@@ -129,6 +130,37 @@ export const Stage356GateSchema = z.strictObject({
   reasons: z.array(z.string()),
 });
 export type Stage356Gate = z.output<typeof Stage356GateSchema>;
+
+/** What one verification of Stage356's files takes in. */
+export interface Stage356Inputs {
+  /** File contents; `null` when the file is missing or unreadable. */
+  receiptBytes: Uint8Array | null;
+  gateBytes: Uint8Array | null;
+  /** The two Stage355 files, for the deep chain check. */
+  stage355?: { resultBytes: Uint8Array | null; statusBytes: Uint8Array | null };
+  githubActions: boolean;
+  enforce: boolean;
+  /** `YYYY-MM-DDTHH:MM:SSZ`. */
+  createdAt: string;
+  /** How the inputs are named in the outputs. */
+  paths: { receipt: string; gate: string };
+}
+
+/** The verified (or, on any failure, blocked) upstream decision and what the action receipt records about it. */
+export interface Stage356Verification {
+  /** Every check by name, in a fixed order; any `false` blocks. */
+  checks: Record<string, boolean>;
+  decision: RuntimeDecision;
+  /** Stage356's violations when verified, else the failed checks. */
+  violations: string[];
+  /** Stage356's reasons when verified, else `check_failed:<check>` for each failed check. */
+  reasons: string[];
+  /** The Stage356 entry hash, declared values and the raw-file hash; `null` when not available. */
+  stage356EntryHash: string | null;
+  sourceReceiptSha256: string | null;
+  sourceReceiptFileSha256: string | null;
+  deep: boolean;
+}
 
 export interface StageHeader {
   stage: number;

@@ -1,6 +1,6 @@
 import type { z } from "zod";
 import { sha256Hex } from "../json/hash.js";
-import { isRuntimeDecision, type RuntimeDecision } from "./capabilities.js";
+import { isRuntimeDecision } from "./capabilities.js";
 import { type PlainJsonObject, parsePlainObject, sortedJsonSha256Without } from "./sorted-json.js";
 import {
   deriveStage356Checks,
@@ -17,8 +17,10 @@ import {
   Stage356ChecksSchema,
   type Stage356Gate,
   Stage356GateSchema,
+  type Stage356Inputs,
   type Stage356Receipt,
   Stage356ReceiptSchema,
+  type Stage356Verification,
   TIMESTAMP_PATTERN,
   violationsFollowFromChecks,
 } from "./stage356-format.js";
@@ -28,36 +30,6 @@ import { buildStage357Result, type Stage357Result } from "./stage357-documents.j
  * Stage357 over Stage356 receipts (spec §6 item 2, ecosystem §4.4): verify the receipt and gate fail closed,
  * re-derive the decision, and map it to an action. Pure: the files' bytes, the context and the clock come in.
  */
-
-export interface Stage356Inputs {
-  /** File contents; `null` when the file is missing or unreadable. */
-  receiptBytes: Uint8Array | null;
-  gateBytes: Uint8Array | null;
-  /** The two Stage355 files, for the deep chain check. */
-  stage355?: { resultBytes: Uint8Array | null; statusBytes: Uint8Array | null };
-  githubActions: boolean;
-  enforce: boolean;
-  /** `YYYY-MM-DDTHH:MM:SSZ`. */
-  createdAt: string;
-  /** How the inputs are named in the outputs. */
-  paths: { receipt: string; gate: string };
-}
-
-/** The verified (or, on any failure, blocked) upstream decision and what the action receipt records about it. */
-export interface Stage356Verification {
-  /** Every check by name, in a fixed order; any `false` blocks. */
-  checks: Record<string, boolean>;
-  decision: RuntimeDecision;
-  /** Stage356's violations when verified, else the failed checks. */
-  violations: string[];
-  /** Stage356's reasons when verified, else `check_failed:<check>` for each failed check. */
-  reasons: string[];
-  /** The Stage356 entry hash, declared values and the raw-file hash; `null` when not available. */
-  stage356EntryHash: string | null;
-  sourceReceiptSha256: string | null;
-  sourceReceiptFileSha256: string | null;
-  deep: boolean;
-}
 
 export function evaluateStage356(inputs: Stage356Inputs): Stage357Result {
   return buildStage357Result(verifyStage356(inputs), inputs);

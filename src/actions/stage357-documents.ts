@@ -13,8 +13,7 @@ import {
   SORTED_JSON_CANONICALIZATION,
   sortedJsonSha256Without,
 } from "./sorted-json.js";
-import type { Stage356Inputs, Stage356Verification } from "./stage356.js";
-import { TIMESTAMP_PATTERN } from "./stage356-format.js";
+import { type Stage356Inputs, type Stage356Verification, TIMESTAMP_PATTERN } from "./stage356-format.js";
 
 /*
  * The three Stage357 files (ecosystem §4.4 "Write"): the policy applied, the action receipt bound to the Stage356

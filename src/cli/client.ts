@@ -9,6 +9,7 @@ import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
 import { parseJson, parseJsonBytes } from "../json/parse.js";
 import { isJsonObject, type JsonObject, type JsonValue, setOwn, toPlainJson } from "../json/value.js";
 import { compactJson } from "../json/write.js";
+import { ContentLengthDecoder, type ContentLengthError, encodeContentLength } from "../net/framing.js";
 
 /*
  * The CLI's client for a Decision Gate server (interface §7, "MCP client args").
@@ -53,7 +54,7 @@ export interface McpClient {
 export const DEFAULT_TIMEOUT_MS = 5000;
 /** Largest response body accepted (the reference's runpack artifact cap). */
 export const MAX_MCP_RESPONSE_BYTES = 16 * 1024 * 1024;
-/** Bytes tolerated before the blank line that ends a Content-Length header block. */
+/** The longest Content-Length header block accepted, its blank line included. */
 const MAX_FRAME_HEADER_BYTES = 64 * 1024;
 
 export type McpClientErrorKind = "config" | "transport" | "json" | "protocol" | "response_too_large";
@@ -345,7 +346,10 @@ class StdioRpcTransport implements RpcTransport {
   private exited: Promise<unknown> = Promise.resolve();
   private running = false;
   private started: Promise<void> = Promise.resolve();
-  private buffer: Buffer = Buffer.alloc(0);
+  private readonly decoder = new ContentLengthDecoder({
+    maxHeaderBytes: MAX_FRAME_HEADER_BYTES,
+    maxBodyBytes: MAX_MCP_RESPONSE_BYTES,
+  });
   private failure: McpClientError | null = null;
   private wake: (() => void) | null = null;
   private queue: Promise<unknown> = Promise.resolve();
@@ -415,10 +419,11 @@ class StdioRpcTransport implements RpcTransport {
 
   private async nextFrame(): Promise<Uint8Array> {
     for (;;) {
-      const frame = this.takeBufferedFrame();
+      const frame = this.decoder.next();
+      if (frame?.kind === "message") return frame.body;
       if (frame !== null) {
-        this.buffer = frame.rest;
-        return frame.body;
+        this.stop();
+        throw frameError(frame);
       }
       if (this.failure !== null) throw this.failure;
       await new Promise<void>((resolve) => {
@@ -427,17 +432,8 @@ class StdioRpcTransport implements RpcTransport {
     }
   }
 
-  private takeBufferedFrame(): { body: Buffer; rest: Buffer } | null {
-    try {
-      return takeFrame(this.buffer);
-    } catch (error) {
-      this.stop();
-      throw error;
-    }
-  }
-
   private receive(chunk: Buffer): void {
-    this.buffer = Buffer.concat([this.buffer, chunk]);
+    this.decoder.push(chunk);
     this.notify();
   }
 
@@ -454,44 +450,26 @@ class StdioRpcTransport implements RpcTransport {
 }
 
 async function writeFrame(child: ChildProcess, body: string): Promise<void> {
-  const bytes = Buffer.from(body, "utf8");
-  const frame = Buffer.concat([Buffer.from(`Content-Length: ${bytes.length}\r\n\r\n`, "ascii"), bytes]);
   await new Promise<void>((resolve, reject) => {
     if (child.stdin === null) return reject(new McpClientError("transport", "missing child stdin"));
-    child.stdin.write(frame, (error) =>
+    child.stdin.write(encodeContentLength(body), (error) =>
       error ? reject(new McpClientError("transport", `stdio write failed: ${error.message}`)) : resolve(),
     );
   });
 }
 
-/**
- * Splits one frame off `buffer`, or returns `null` while more bytes are needed. Header lines end with `\n` (CRLF
- * accepted) up to an empty line; only `Content-Length:` is read (the last one wins), as the reference does.
- */
-function takeFrame(buffer: Buffer): { body: Buffer; rest: Buffer } | null {
-  let length: number | null = null;
-  let offset = 0;
-  for (;;) {
-    const end = buffer.indexOf(0x0a, offset);
-    if (end < 0) {
-      if (buffer.length > MAX_FRAME_HEADER_BYTES) throw new McpClientError("protocol", "stdio frame header too large");
-      return null;
-    }
-    const line = buffer.toString("utf8", offset, end);
-    offset = end + 1;
-    if (line.trim() === "") break;
-    if (line.startsWith("Content-Length:")) length = contentLength(line.slice("Content-Length:".length));
+/** Why a response frame cannot be read, as a client error. */
+function frameError(problem: ContentLengthError): McpClientError {
+  switch (problem.reason) {
+    case "payload too large":
+      return new McpClientError("response_too_large", tooLarge(problem.bytes));
+    case "header too large":
+      return new McpClientError("protocol", "stdio frame header too large");
+    case "missing content length":
+      return new McpClientError("protocol", "missing content length in stdio response");
+    case "invalid content length":
+      return new McpClientError("protocol", "invalid content length");
   }
-  if (length === null) throw new McpClientError("protocol", "missing content length in stdio response");
-  if (length > MAX_MCP_RESPONSE_BYTES) throw new McpClientError("response_too_large", tooLarge(length));
-  if (buffer.length - offset < length) return null;
-  return { body: buffer.subarray(offset, offset + length), rest: buffer.subarray(offset + length) };
-}
-
-function contentLength(text: string): number {
-  const digits = text.trim();
-  if (!/^\+?[0-9]+$/.test(digits)) throw new McpClientError("protocol", "invalid content length");
-  return Number(digits);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

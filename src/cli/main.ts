@@ -5,8 +5,8 @@ import { configJsonSchema } from "../config/json-schema.js";
 import { loadConfig } from "../config/load.js";
 import { DecisionGateError } from "../core/errors.js";
 import { RunState } from "../core/run/schema.js";
-import { buildRunpack, DEFAULT_MANIFEST_NAME } from "../core/runpack/builder.js";
-import type { VerificationReport } from "../core/runpack/manifest.js";
+import { buildRunpack } from "../core/runpack/builder.js";
+import { DEFAULT_MANIFEST_NAME, type VerificationReport } from "../core/runpack/manifest.js";
 import { signatureFileName, writeManifestSignature } from "../core/runpack/signature.js";
 import { ScenarioSpec } from "../core/spec/schema.js";
 import { decode } from "../core/wire/common.js";
@@ -20,6 +20,7 @@ import { buildReportModel } from "../runpack/report/model.js";
 import { loadManifestSigner } from "../runpack/signing-key.js";
 import { startServer } from "../server/app.js";
 import { allowNonLoopbackFromEnv } from "../server/serve-policy.js";
+import { validateServerConfig } from "../server/validate-config.js";
 import { registerActionCommands } from "./action.js";
 import { createMcpClient, type McpClientOptions } from "./client.js";
 import { CliFailure } from "./failure.js";
@@ -160,9 +161,14 @@ async function load(options: { config?: string; strictConfig?: boolean }) {
     env: process.env,
     cwd: process.cwd(),
     strict: options.strictConfig,
-  }).catch((error: unknown) => {
-    throw new CliFailure(`Failed to load config: ${error instanceof Error ? error.message : String(error)}`);
-  });
+  })
+    .then((config) => {
+      validateServerConfig(config.config);
+      return config;
+    })
+    .catch((error: unknown) => {
+      throw new CliFailure(`Failed to load config: ${error instanceof Error ? error.message : String(error)}`);
+    });
   for (const warning of loaded.warnings) process.stderr.write(`decision-gate: WARNING: ${warning}\n`);
   return loaded;
 }

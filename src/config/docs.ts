@@ -1,7 +1,8 @@
 import { writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { asNode, configJsonSchema, type JsonSchemaNode, unionOptions } from "./json-schema.js";
+import { asNode, type JsonSchemaNode, unionOptions } from "../core/wire/json-schema.js";
+import { configJsonSchema } from "./json-schema.js";
 import { listPresets, presetsDirectory } from "./presets.js";
 
 /*

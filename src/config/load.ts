@@ -213,8 +213,13 @@ export function validateConfig(document: unknown): DecisionGateConfig {
     path: issuePath(issue.path),
     message: issue.message,
   }));
+  throw invalidConfigIssues(issues);
+}
+
+/** The `invalid config` error listing `issues`, each as `<key path>: <message>`, in the order given. */
+export function invalidConfigIssues(issues: ReadonlyArray<{ path: string; message: string }>): ConfigError {
   const text = issues.map((issue) => (issue.path === "" ? issue.message : `${issue.path}: ${issue.message}`));
-  throw invalidConfig(text.join("; "), { issues });
+  return invalidConfig(text.join("; "), { issues });
 }
 
 function orderByValidation(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue[] {

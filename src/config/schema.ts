@@ -1,4 +1,3 @@
-import { BlockList, isIP, isIPv4, isIPv6 } from "node:net";
 import { z } from "zod";
 import { DispatchPolicyConfig } from "../core/dispatch/policy.js";
 import { AnyJson, NamespaceId, TenantId } from "../core/wire/common.js";
@@ -7,6 +6,7 @@ import { McpProviderSettings } from "../evidence/mcp/config.js";
 import { ProvidersConfig, ValidationConfig } from "../evidence/registry.js";
 import { AnchorsConfig } from "../evidence/trust/anchors.js";
 import { DevConfig, TrustConfig } from "../evidence/trust/lanes.js";
+import { isLoopbackBind, parseBind, parseHostHeader, parseIpNetwork, parseWebOrigin } from "../net/address.js";
 import { DEFAULT_STARTUP_CHECK } from "../store/store-check.js";
 
 /*
@@ -19,112 +19,6 @@ import { DEFAULT_STARTUP_CHECK } from "../store/store-check.js";
 // ---------------------------------------------------------------------------------------------------------------
 // Small helpers shared with other modules
 // ---------------------------------------------------------------------------------------------------------------
-
-/** The tools `allowed_tools` and `server.tools` may name: the reference's 18, then this project's own. */
-export const TOOL_NAMES = [
-  "scenario_define",
-  "scenario_start",
-  "scenario_status",
-  "scenario_next",
-  "scenario_submit",
-  "scenario_trigger",
-  "evidence_query",
-  "runpack_export",
-  "runpack_verify",
-  "providers_list",
-  "provider_contract_get",
-  "provider_check_schema_get",
-  "schemas_register",
-  "schemas_list",
-  "schemas_get",
-  "scenarios_list",
-  "precheck",
-  "decision_gate_docs_search",
-  "runtime_action_evaluate",
-] as const;
-export type ToolName = (typeof TOOL_NAMES)[number];
-
-export function isToolName(name: string): name is ToolName {
-  return (TOOL_NAMES as readonly string[]).includes(name);
-}
-
-export interface BindAddress {
-  host: string;
-  port: number;
-  family: 4 | 6;
-}
-
-/** Parses an IP-literal socket address (`127.0.0.1:4000`, `[::1]:4000`); host names are not accepted. */
-export function parseBind(bind: string): BindAddress | null {
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(bind);
-  if (match === null) return null;
-  const port = Number(match[3]);
-  if (port > 65_535) return null;
-  const [, bracketed, plain] = match;
-  if (bracketed !== undefined) return isIPv6(bracketed) ? { host: bracketed, port, family: 6 } : null;
-  return plain !== undefined && isIPv4(plain) ? { host: plain, port, family: 4 } : null;
-}
-
-const LOOPBACK = new BlockList();
-LOOPBACK.addSubnet("127.0.0.0", 8, "ipv4");
-LOOPBACK.addAddress("::1", "ipv6");
-
-/** 127.0.0.0/8 and ::1, including the IPv4-mapped form `::ffff:127.x.y.z` that dual-stack sockets report (D6). */
-export function isLoopbackAddress(ip: string): boolean {
-  const family = isIP(ip);
-  return family !== 0 && LOOPBACK.check(ip, family === 4 ? "ipv4" : "ipv6");
-}
-
-export function isLoopbackBind(bind: string): boolean {
-  const address = parseBind(bind);
-  return address !== null && isLoopbackAddress(address.host);
-}
-
-/**
- * A `Host` header (`name`, `1.2.3.4` or `[::1]`, each with an optional `:port`) as browsers and URL parsers read it,
- * lower-cased with IP literals normalized (`127.1` → `127.0.0.1`): `host` keeps a non-default port (as in an origin),
- * `hostname` has no port nor final dot; null when it is not a host.
- */
-export function parseHostHeader(text: string): { host: string; hostname: string } | null {
-  if (!/^[A-Za-z0-9._:[\]-]+$/.test(text)) return null;
-  try {
-    const url = new URL(`http://${text}`);
-    return { host: url.host, hostname: url.hostname.replace(/\.$/, "") };
-  } catch {
-    return null;
-  }
-}
-
-/** A web origin as browsers send it in `Origin` (`http(s)://host[:port]`), serialized; null for anything else. */
-export function parseWebOrigin(text: string): string | null {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    return null;
-  }
-  const web = url.protocol === "http:" || url.protocol === "https:";
-  const bare =
-    url.pathname === "/" && url.search === "" && url.hash === "" && url.username === "" && url.password === "";
-  return web && bare ? url.origin : null;
-}
-
-export interface IpNetwork {
-  address: string;
-  prefix: number;
-  family: "ipv4" | "ipv6";
-}
-
-/** Parses `address/prefix` or a bare address (a single host), as `server.trusted_proxies` entries are written. */
-export function parseIpNetwork(text: string): IpNetwork | null {
-  const [address = "", prefixText, ...rest] = text.split("/");
-  const version = isIP(address);
-  if (version === 0 || rest.length > 0) return null;
-  const maxPrefix = version === 4 ? 32 : 128;
-  if (prefixText !== undefined && !/^\d{1,3}$/.test(prefixText)) return null;
-  const prefix = prefixText === undefined ? maxPrefix : Number(prefixText);
-  return prefix <= maxPrefix ? { address, prefix, family: version === 4 ? "ipv4" : "ipv6" } : null;
-}
 
 export const FEEDBACK_LEVELS = ["summary", "trace", "evidence"] as const;
 export type FeedbackLevel = (typeof FEEDBACK_LEVELS)[number];
@@ -178,14 +72,12 @@ function filePath(field: string) {
   });
 }
 
-/** A list of tool names: entries must be non-blank and known (`<unknownPrefix><name>` otherwise). */
-function toolList(field: string, unknownPrefix: string, tooMany: string) {
-  const entry = z.enum(TOOL_NAMES, {
-    error: ({ input }) => {
-      if (typeof input !== "string") return undefined;
-      return input.trim().length === 0 ? `${field} entries must be non-empty` : `${unknownPrefix}${input}`;
-    },
-  });
+/**
+ * A list of tool names: entries must be non-blank. Whether each names a tool is checked by the server, which owns
+ * the tool table (src/server/validate-config.ts).
+ */
+function toolList(field: string, tooMany: string) {
+  const entry = z.string().refine((name) => name.trim().length > 0, `${field} entries must be non-empty`);
   return z.array(entry).max(128, tooMany).default([]);
 }
 
@@ -306,11 +198,9 @@ const AuthConfig = z
       .max(64, "too many mTLS subjects")
       .default([])
       .describe("Accepted client certificate subjects (required for `mtls`)."),
-    allowed_tools: toolList(
-      "auth.allowed_tools",
-      "unknown tool in allowlist: ",
-      "too many tool allowlist entries",
-    ).describe("When non-empty, only these tools may be called."),
+    allowed_tools: toolList("auth.allowed_tools", "too many tool allowlist entries").describe(
+      "When non-empty, only these tools may be called (names as in docs/TOOLS.md).",
+    ),
     principals: z
       .array(PrincipalMapping)
       .max(64, "too many principal mappings")
@@ -414,14 +304,10 @@ const ToolsConfig = z
       .enum(["filter", "passthrough"])
       .default("filter")
       .describe("`filter` applies the lists to `tools/list`; `passthrough` lists every tool."),
-    allowlist: toolList(
-      "server.tools",
-      "unknown tool in server.tools list: ",
-      "too many server.tools entries",
-    ).describe("When non-empty, only these tools are visible."),
-    denylist: toolList("server.tools", "unknown tool in server.tools list: ", "too many server.tools entries").describe(
-      "Tools hidden from callers.",
+    allowlist: toolList("server.tools", "too many server.tools entries").describe(
+      "When non-empty, only these tools are visible (names as in docs/TOOLS.md).",
     ),
+    denylist: toolList("server.tools", "too many server.tools entries").describe("Tools hidden from callers."),
   })
   .describe("Tool visibility.");
 

@@ -1,50 +1,17 @@
 /**
- * The one error hierarchy of Decision Gate. Every rejection is a `DecisionGateError` with:
- * - `kind`: the wire category (mapped to JSON-RPC codes and HTTP statuses in one place, by the server);
- * - `code`: a stable, fine-grained identifier that clients and tests may match on;
- * - `message`: the human text (the reference's exact text where one exists);
- * - `details`: optional structured data, never secrets.
+ * The one error hierarchy of Decision Gate. Its root, `DecisionGateError` (with its `kind`, `code`, `message` and
+ * `details`), and JSON's own errors live in src/json/errors.ts, the lowest layer; they are re-exported here, so
+ * this file is where every typed error is found.
  */
-export type ErrorKind =
-  | "invalid_request"
-  | "method_not_found"
-  | "invalid_params"
-  | "unauthenticated"
-  | "unauthorized"
-  | "not_found"
-  | "conflict"
-  | "evidence"
-  | "control_plane"
-  | "runpack"
-  | "internal"
-  | "serialization"
-  | "request_too_large"
-  | "rate_limited"
-  | "inflight_limit"
-  | "invalid_correlation_id";
+import { DecisionGateError, type ErrorDetails } from "../json/errors.js";
 
-export type ErrorDetails = Record<string, unknown>;
-
-export class DecisionGateError extends Error {
-  readonly kind: ErrorKind;
-  readonly code: string;
-  readonly details: ErrorDetails | undefined;
-
-  constructor(kind: ErrorKind, code: string, message: string, details?: ErrorDetails) {
-    super(message);
-    this.name = new.target.name;
-    this.kind = kind;
-    this.code = code;
-    this.details = details;
-  }
-}
-
-/** Text that is not JSON (or not within the parser's limits). */
-export class JsonParseError extends DecisionGateError {
-  constructor(message: string) {
-    super("invalid_request", "json_invalid", message);
-  }
-}
+export {
+  DecisionGateError,
+  type ErrorDetails,
+  type ErrorKind,
+  HashError,
+  JsonParseError,
+} from "../json/errors.js";
 
 /** A message that is not a usable request at all: not JSON-RPC, or an unreadable frame. */
 export class InvalidRequestError extends DecisionGateError {
@@ -101,13 +68,6 @@ export class ConflictError extends DecisionGateError {
 export class NotFoundError extends DecisionGateError {
   constructor(code: string, message: string, details?: ErrorDetails) {
     super("not_found", code, message, details);
-  }
-}
-
-/** Canonicalization or hashing could not be done (non-finite float, size limit). */
-export class HashError extends DecisionGateError {
-  constructor(code: "non_finite_float" | "size_limit_exceeded", message: string, details?: ErrorDetails) {
-    super("control_plane", code, message, details);
   }
 }
 

@@ -2,10 +2,11 @@ import { hash } from "node:crypto";
 import type { JsonValue } from "./value.js";
 import { canonicalBytes } from "./write.js";
 
-export interface HashDigest {
+/** A type rather than an interface, so that a digest is itself a JSON value. */
+export type HashDigest = {
   algorithm: "sha256";
   value: string;
-}
+};
 
 /** Strings are hashed as UTF-8. One-shot `crypto.hash` (Node ≥ 20.12): about half the cost of a `Hash` object. */
 export function sha256Hex(bytes: Uint8Array | string): string {

@@ -1,4 +1,4 @@
-import { JsonParseError } from "../core/errors.js";
+import { JsonParseError } from "./errors.js";
 import { I64_MIN, type JsonObject, type JsonValue, setOwn, U64_MAX } from "./value.js";
 
 /** Nesting deeper than this is refused, as serde_json does by default. */

@@ -1,4 +1,4 @@
-import { HashError } from "../core/errors.js";
+import { HashError } from "./errors.js";
 import { isJsonObject, type JsonObject, type JsonValue } from "./value.js";
 
 /**

@@ -5,11 +5,12 @@ import type { FastifyInstance } from "fastify";
 import { receiptLog } from "../actions/receipt-log.js";
 import { receiptIssuer } from "../actions/receipts.js";
 import type { LoadedConfig } from "../config/load.js";
-import { type DecisionGateConfig, isLoopbackBind, parseBind } from "../config/schema.js";
+import type { DecisionGateConfig } from "../config/schema.js";
 import { createDispatchPolicy } from "../core/dispatch/policy.js";
 import type { ManifestSigner } from "../core/runpack/signature.js";
 import { buildEvidenceRuntime, type EvidenceRuntime } from "../evidence/registry.js";
 import { loadKeyring } from "../evidence/trust/keys.js";
+import { isLoopbackBind, parseBind } from "../net/address.js";
 import { loadManifestSigner } from "../runpack/signing-key.js";
 import { openStores } from "../store/factory.js";
 import { createAuditLog } from "./audit.js";
@@ -32,6 +33,7 @@ import { checkBindPolicy, ServePolicyError } from "./serve-policy.js";
 import type { ServerServices } from "./services.js";
 import { NOTICE_PREFIX, startupNotices } from "./startup-notices.js";
 import { serveStdio } from "./stdio.js";
+import { toolNames } from "./tools/catalog.js";
 
 export interface ServeOptions {
   /** `--allow-non-loopback` (or the environment variable, already read by the caller). */
@@ -75,7 +77,7 @@ export async function startServer(loaded: LoadedConfig, options: ServeOptions): 
     evidence = await buildEvidenceRuntime(config, { cwd: loaded.baseDir });
     const signingKeys = await loadKeyring(config.schema_registry.acl.signing_keys, loaded.baseDir);
     const runpackSigner = await runpackSignerOf(config);
-    const metrics = new ServerMetrics();
+    const metrics = new ServerMetrics(toolNames());
     const auth = authSettings({ ...config.server, tlsInProcess: config.server.tls !== undefined });
     const observers = { audit, metrics, log, auth };
     const services = buildServices(config, stores, evidence, { registry: signingKeys, runpackSigner }, observers);
@@ -110,7 +112,6 @@ export async function startServer(loaded: LoadedConfig, options: ServeOptions): 
         options.stdout ?? process.stdout,
         ids,
         Number(config.server.max_body_bytes),
-        observers,
       ).finally(shutdown);
       return { url: null, done, close: async () => done };
     }

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import { BlockList, isIP } from "node:net";
-import { isLoopbackAddress, parseIpNetwork } from "../config/schema.js";
+import { type BlockList, isIP } from "node:net";
 import { AccessDeniedError } from "../core/errors.js";
+import { isLoopbackAddress, networkBlockList } from "../net/address.js";
 import { type AuthContext, LOCAL_LOOPBACK, LOCAL_STDIO, type TransportName } from "./context.js";
 
 /** `[server.auth]` and the TLS facts authentication depends on; bearer tokens only as their sha256 digests. */
@@ -52,17 +52,8 @@ export function authSettings(config: AuthConfigInput): AuthSettings {
     allowedTools: config.auth.allowed_tools,
     tlsInProcess: config.tlsInProcess,
     upstreamTermination: config.tls_termination === "upstream",
-    trustedProxies: proxies.length === 0 ? null : blockListOf(proxies),
+    trustedProxies: proxies.length === 0 ? null : networkBlockList(proxies),
   };
-}
-
-function blockListOf(entries: readonly string[]): BlockList {
-  const list = new BlockList();
-  for (const entry of entries) {
-    const network = parseIpNetwork(entry);
-    if (network !== null) list.addSubnet(network.address, network.prefix, network.family);
-  }
-  return list;
 }
 
 /** Establishes who the caller is (interface §4.1, D6, D7), or throws `unauthenticated`/`unauthorized`. */

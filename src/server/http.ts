@@ -2,17 +2,14 @@ import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { DecisionGateError, InvalidRequestError, JsonParseError, LimitError } from "../core/errors.js";
 import { parseJsonBytes } from "../json/parse.js";
-import { compactJson } from "../json/write.js";
-import { authenticate } from "./auth.js";
 import { InvalidCorrelationIdError, type ServerCorrelationIds, sanitizeClientCorrelationId } from "./correlation.js";
-import { errorResponse, handleDgMessage } from "./dialects/dg-rpc.js";
+import { type DgInput, refusalAnswer, serveDgMessage } from "./dialects/dg-rpc.js";
 import { createMcpServer, sdkMessage } from "./dialects/mcp.js";
 import { createListener, credentialsOf, type ListenerSettings, singleHeader } from "./listener.js";
 import { BEARER_CHALLENGE, type MetricsSettings, serveMetrics } from "./metrics-endpoint.js";
-import { type Observers, observeRequest } from "./observe.js";
+import type { Observers } from "./observe.js";
 import { requireJsonBody } from "./request-guard.js";
-import type { RequestInfo, ToolRouter } from "./router.js";
-import { toWireError } from "./wire-errors.js";
+import type { Authentication, RequestInfo, ToolRouter } from "./router.js";
 
 export interface HttpSettings extends ListenerSettings {
   /** `sse` answers `/rpc` with one `text/event-stream` event instead of a JSON body. */
@@ -24,7 +21,7 @@ export interface HttpSettings extends ListenerSettings {
   metrics: MetricsSettings | null;
 }
 
-export interface HttpHooks extends Observers {
+export interface HttpHooks extends Omit<Observers, "auth"> {
   /** Whether every store can serve (`/readyz`). */
   ready(): Promise<boolean>;
 }
@@ -34,6 +31,8 @@ interface RequestState {
   serverCorrelationId: string;
   /** The JSON-RPC method once read, for the audit line of a request refused before it is handled. */
   method: string | null;
+  /** Established once the body has arrived (`admit`), and reused by every message of the request. */
+  authentication?: Authentication;
 }
 
 const STATE = Symbol("decision-gate request state");
@@ -88,11 +87,9 @@ export function createHttpApp(
    * running anything. So callers that trickle bodies, or have no credentials, cannot hold the slots.
    */
   const admit = async (request: TaggedRequest, reply: FastifyReply) => {
-    try {
-      authenticate(hooks.auth, credentialsOf(request, "http"));
-    } catch {
-      return;
-    }
+    const authentication = router.authenticate(credentialsOf(request, "http"));
+    (request[STATE] as RequestState).authentication = authentication;
+    if ("refusal" in authentication) return;
     connections.authenticated(request.raw.socket);
     if (inflight >= settings.maxInflight) throw new LimitError("inflight_limit", "server overloaded");
     inflight++;
@@ -102,23 +99,16 @@ export function createHttpApp(
   // A refused request is audited like a handled one, and its audit lines are written before the refusal is sent.
   app.setErrorHandler(async (error, request: TaggedRequest, reply) => {
     const refusal = requestError(error);
-    const wire = toWireError(refusal);
-    const body = compactJson(errorResponse(null, wire, null));
-    if (isDialectRoute(request) && request[STATE] !== undefined) {
-      await observeRequest(hooks, requestInfo(request, transportOf(request, settings)), {
-        method: request[STATE].method,
-        tool: null,
-        error: wire,
-        requestBytes: bodyOf(request).length,
-        responseBytes: Buffer.byteLength(body),
-      });
-    } else {
-      await hooks.audit.flush();
-    }
-    challengeIfUnauthenticated(reply, settings, wire.kind);
+    const state = request[STATE];
+    const input: DgInput = { refusal, method: state?.method ?? null, requestBytes: bodyOf(request).length };
+    const answer =
+      isDialectRoute(request) && state !== undefined
+        ? await serveDgMessage(router, input, requestInfo(request, transportOf(request, settings)))
+        : await hooks.audit.flush().then(() => refusalAnswer(refusal));
+    challengeIfUnauthenticated(reply, settings, answer.error?.kind);
     if (refusal instanceof InvalidCorrelationIdError) reply.removeHeader("x-correlation-id");
-    if (transportOf(request, settings) === "sse") return sendRpc(reply, settings, wire.httpStatus, body);
-    return reply.code(wire.httpStatus).type("application/json").send(body);
+    if (transportOf(request, settings) === "sse") return sendRpc(reply, settings, answer.httpStatus, answer.text);
+    return reply.code(answer.httpStatus).type("application/json").send(answer.text);
   });
 
   app.get("/healthz", async () => ({ status: "ok" }));
@@ -129,23 +119,9 @@ export function createHttpApp(
   });
 
   app.post("/rpc", { preHandler: admit }, async (request: TaggedRequest, reply) => {
-    const info = requestInfo(request, settings.transport);
-    const body = bodyOf(request);
-    const outcome = await handleDgMessage(router, body, info);
-    challengeIfUnauthenticated(reply, settings, outcome.error?.kind);
-    const response = compactJson(outcome.response);
-    await observeRequest(
-      hooks,
-      { ...info, requestId: outcome.requestId },
-      {
-        method: outcome.method,
-        tool: outcome.tool,
-        error: outcome.error,
-        requestBytes: body.length,
-        responseBytes: Buffer.byteLength(response),
-      },
-    );
-    return sendRpc(reply, settings, outcome.httpStatus, response);
+    const answer = await serveDgMessage(router, { body: bodyOf(request) }, requestInfo(request, settings.transport));
+    challengeIfUnauthenticated(reply, settings, answer.error?.kind);
+    return sendRpc(reply, settings, answer.httpStatus, answer.text);
   });
 
   app.post("/mcp", { preHandler: admit }, async (request: TaggedRequest, reply) => {
@@ -154,7 +130,7 @@ export function createHttpApp(
     (request[STATE] as RequestState).method = method;
     // Credentials that do not authenticate get HTTP 401 before the MCP server sees the request, as MCP clients expect.
     router.admit(requestInfo(request, "http"), method);
-    const server = createMcpServer(router, () => requestInfo(request, "http", ids.next()), hooks);
+    const server = createMcpServer(router, () => requestInfo(request, "http", ids.next()));
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     reply.hijack();
     reply.raw.on("close", () => {
@@ -202,6 +178,7 @@ function requestInfo(request: TaggedRequest, transport: "http" | "sse", serverCo
     clientCorrelationId: state.clientCorrelationId,
     serverCorrelationId: serverCorrelationId ?? state.serverCorrelationId,
     credentials,
+    authentication: state.authentication,
   };
 }
 

@@ -1,11 +1,9 @@
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
-import { compactJson } from "../json/write.js";
 import { authenticate, authSettings } from "./auth.js";
-import { errorResponse } from "./dialects/dg-rpc.js";
+import { refusalAnswer } from "./dialects/dg-rpc.js";
 import { createListener, credentialsOf, type ListenerSettings } from "./listener.js";
 import type { ServerMetrics } from "./metrics.js";
-import { toWireError } from "./wire-errors.js";
 
 /** `[server.metrics]`: the token `/metrics` requires, if any. */
 export interface MetricsSettings {
@@ -42,12 +40,9 @@ export function createMetricsApp(
   const { app, guard } = createListener(settings, observers.log);
   app.addHook("onRequest", async (request) => guard.checkSource(request.headers));
   app.setErrorHandler(async (error, _request, reply) => {
-    const wire = toWireError(error);
-    if (wire.kind === "unauthenticated") reply.header("www-authenticate", BEARER_CHALLENGE);
-    return reply
-      .code(wire.httpStatus)
-      .type("application/json")
-      .send(compactJson(errorResponse(null, wire, null)));
+    const answer = refusalAnswer(error);
+    if (answer.error?.kind === "unauthenticated") reply.header("www-authenticate", BEARER_CHALLENGE);
+    return reply.code(answer.httpStatus).type("application/json").send(answer.text);
   });
   serveMetrics(app, observers.metrics, settings.metrics);
   return app;

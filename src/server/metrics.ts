@@ -2,7 +2,6 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { EvidenceContext, EvidenceSource } from "../core/run/evidence.js";
 import type { RunChange, RunKey, RunStateStore } from "../core/run/store.js";
 import type { EvidenceQuery } from "../core/spec/schema.js";
-import { toolDefinitions } from "./tools/catalog.js";
 
 /** Latency buckets in seconds: the reference's declared buckets (1 ms … 30 s). */
 const BUCKETS = [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -12,7 +11,6 @@ const BUCKETS = [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
  * takes a caller-chosen value: any other method or tool is `other`, and the number of series stays fixed.
  */
 const KNOWN_METHODS = new Set(["tools/list", "tools/call", "resources/list", "resources/read"]);
-const KNOWN_TOOLS = new Set(toolDefinitions().map((tool) => tool.name));
 
 /**
  * Prometheus metrics (D11), served at `GET /metrics`. Labels carry known method and tool names, outcomes, error
@@ -20,6 +18,7 @@ const KNOWN_TOOLS = new Set(toolDefinitions().map((tool) => tool.name));
  */
 export class ServerMetrics {
   readonly registry = new Registry();
+  private readonly knownTools: ReadonlySet<string>;
   private readonly requests = new Counter({
     name: "decision_gate_requests_total",
     help: "Handled requests by dialect, method, tool, outcome and JSON-RPC error code.",
@@ -58,11 +57,16 @@ export class ServerMetrics {
     registers: [this.registry],
   });
 
+  /** `knownTools`: the tools counted under their own names (the tool table's). */
+  constructor(knownTools: Iterable<string>) {
+    this.knownTools = new Set(knownTools);
+  }
+
   request(labels: { dialect: string; method: string | null; tool: string | null; code: number | null }): void {
     this.requests.inc({
       dialect: labels.dialect,
       method: labels.method === null ? "invalid" : knownOrOther(KNOWN_METHODS, labels.method),
-      tool: labels.tool === null ? "" : knownOrOther(KNOWN_TOOLS, labels.tool),
+      tool: labels.tool === null ? "" : knownOrOther(this.knownTools, labels.tool),
       outcome: labels.code === null ? "ok" : "error",
       code: labels.code === null ? "" : String(labels.code),
     });

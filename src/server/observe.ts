@@ -13,8 +13,9 @@ export interface Observers {
 }
 
 /**
- * Records one handled request: its `mcp_request` audit line, its request counter and a `debug` log line. Resolves
- * once the request's audit lines are written; transports await it before sending the response.
+ * Records one handled request (the pipeline's last step, src/server/router.ts): its `mcp_request` audit line, its
+ * request counter and a `debug` log line. Resolves once the request's audit lines are written, so that they are
+ * written before the answer is sent.
  */
 export function observeRequest(
   observers: Observers,

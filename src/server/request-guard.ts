@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from "node:http";
-import { isLoopbackAddress, parseHostHeader, parseWebOrigin } from "../config/schema.js";
 import { ForeignRequestError, UnsupportedMediaTypeError } from "../core/errors.js";
+import { isLoopbackAddress, parseHostHeader, parseWebOrigin } from "../net/address.js";
 
 /** `server.allowed_hosts`, `server.allowed_origins`, and whether the server listens on a loopback address. */
 export interface RequestGuardSettings {

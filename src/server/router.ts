@@ -3,21 +3,43 @@ import { decode } from "../core/wire/common.js";
 import type { JsonValue } from "../json/value.js";
 import { canonicalBytes } from "../json/write.js";
 import { auditCorrelation } from "./audit.js";
-import { type AuthSettings, authenticate, authorizeTool, type Credentials } from "./auth.js";
-import type { CallContext } from "./context.js";
+import { type AuthSettings, authorizeTool, type Credentials, authenticate as checkCredentials } from "./auth.js";
+import type { AuthContext, CallContext } from "./context.js";
 import { resourceUriParam } from "./docs/catalog.js";
-import { DocsSearchRequest, searchDocs } from "./docs/search.js";
+import { type Observers, observeRequest } from "./observe.js";
 import type { RateLimiter } from "./rate-limit.js";
 import type { ServerServices } from "./services.js";
-import { actionTools } from "./tools/actions.js";
-import { type ToolDefinition, toolDefinitions } from "./tools/catalog.js";
-import { evidenceTools } from "./tools/evidence.js";
-import { precheckTools } from "./tools/precheck.js";
-import { runpackTools } from "./tools/runpack.js";
-import { ScenarioRuntimes, scenarioTools } from "./tools/scenario.js";
-import { schemaTools } from "./tools/schemas.js";
-import type { ToolHandlers } from "./tools/types.js";
-import { toWireError } from "./wire-errors.js";
+import { catalogEntries, catalogEntry, type ToolDefinition } from "./tools/catalog.js";
+import { ScenarioRuntimes } from "./tools/scenario-runtimes.js";
+import type { Tool, ToolEnvironment } from "./tools/tool.js";
+import { toWireError, type WireError } from "./wire-errors.js";
+
+/*
+ * The request pipeline: every request, whatever its transport (HTTP, stdio) and dialect (Decision Gate, standard
+ * MCP), is served by `ToolRouter.serve`, in this order:
+ *
+ *   1. authenticate  the credentials the transport collected, once per transport request (`authenticate`, which
+ *                    HTTP calls first to count `max_inflight` after authentication only). Every decision is
+ *                    audited (`mcp_tool_authz`); a refusal also takes a rate-limit token for the peer, so that
+ *                    guessing credentials is throttled.
+ *   2. rate-limit    one token for the principal.
+ *   3. authorize     the tool must exist, then be in `allowed_tools`. Unknown tools are refused only after
+ *                    authentication (the reference refuses them first), so callers without credentials learn
+ *                    nothing about which tools exist.
+ *   4. visibility    `[server.tools]` and the tool's availability: a hidden tool is an unknown tool.
+ *   5. argument size a tool's size class: `document` tools may use the whole body limit, others 64 KiB.
+ *   6. decode        the arguments, by the tool's zod schema.
+ *   7. run           the tool. Decoding and running are timed together as the tool's duration; an error that is
+ *                    not a `DecisionGateError` is logged with its cause and answered as "internal error".
+ *   8. observe       after the dialect encoded the answer: the `mcp_request` audit line, the request counter and
+ *                    a debug log line; the audit lines are written before the transport sends the answer.
+ *
+ * `tools/list` stops after step 2 and answers the visible tools; `resources/list` and `resources/read` stop after
+ * step 2 too (`resources/read` resolves its URI before step 1, as the reference does). A message the dialect or
+ * the transport refused before it could be routed (unreadable, oversized, an unknown method) goes straight to
+ * step 8, so it is audited and counted like any other. Transports only move bytes and credentials; dialects
+ * only decode and encode envelopes.
+ */
 
 /** `[server.tools]`: which tools callers see and may call. */
 export interface ToolVisibility {
@@ -32,78 +54,72 @@ export interface RouterLimits {
   maxBodyBytes: number;
 }
 
-/** Tools whose arguments carry documents (specs, schemas, payloads); others take small argument objects. */
-const LARGE_ARGUMENT_TOOLS = new Set([
-  "scenario_define",
-  "scenario_submit",
-  "scenario_trigger",
-  "schemas_register",
-  "precheck",
-]);
 const SMALL_ARGUMENT_BYTES = 65_536;
 
-/** One request as a dialect hands it over: the caller's credentials and the correlation ids. */
-export type RequestInfo = Omit<CallContext, "auth" | "action"> & { credentials: Credentials };
+/** Who the credentials prove the caller to be, or why they prove nothing. */
+export type Authentication = { auth: AuthContext } | { refusal: unknown };
+
+/** One request as a transport hands it over: how it arrived, the caller's credentials and the correlation ids. */
+export interface RequestInfo extends Omit<CallContext, "auth" | "action"> {
+  credentials: Credentials;
+  /** `authenticate(credentials)`, when the transport needed it before handing the request over. */
+  authentication?: Authentication;
+}
+
+/** What a message asks the router to do; `refused` when the dialect or transport could not take it. */
+export type RouterCall =
+  | { kind: "tools/list" }
+  | { kind: "tools/call"; tool: string; args: JsonValue }
+  | { kind: "resources/list" }
+  | { kind: "resources/read"; params: JsonValue | undefined }
+  | { kind: "refused"; error: unknown };
+
+/** One message as a dialect decoded it. */
+export interface Inbound {
+  call: RouterCall;
+  /** The method and tool as audit and metrics record them, as far as they could be read. */
+  method: string | null;
+  tool: string | null;
+  requestBytes: number;
+  /** Whether the request gets its `mcp_request` line, counter and log line (standard MCP: tool requests only). */
+  recorded: boolean;
+}
+
+export type Outcome = { ok: true; value: unknown } | { ok: false; error: WireError };
+
+/** A dialect's answer to an outcome, and its size for the audit (0 when the MCP SDK writes it). */
+export interface Encoded<Answer> {
+  answer: Answer;
+  responseBytes: number;
+}
 
 /**
- * The one place that knows every tool. Every dialect (Decision Gate `/rpc` and stdio, standard MCP over HTTP and
- * stdio) calls it, so all of them authorize, validate and answer identically.
+ * The one place that knows every tool and runs the pipeline above. Every dialect (Decision Gate `/rpc` and stdio,
+ * standard MCP over HTTP and stdio) calls it, so all of them authorize, validate, answer and record identically.
  */
 export class ToolRouter {
-  private readonly handlers: ToolHandlers;
-  private readonly definitions: ReadonlyMap<string, ToolDefinition>;
+  private readonly environment: ToolEnvironment;
+  private readonly observers: Observers;
+  /** What `tools/list` answers and which tools may be called: fixed by configuration, so computed once. */
+  private readonly listed: readonly ToolDefinition[];
+  private readonly callable: ReadonlySet<string>;
 
   constructor(
     private readonly services: ServerServices,
     private readonly auth: AuthSettings,
-    private readonly visibility: ToolVisibility,
+    visibility: ToolVisibility,
     private readonly limits: RouterLimits,
   ) {
-    const runtimes = new ScenarioRuntimes(services);
-    this.handlers = {
-      ...scenarioTools(services, runtimes),
-      ...evidenceTools(services),
-      ...runpackTools(services, runtimes),
-      ...schemaTools(services),
-      ...precheckTools(services),
-      ...actionTools(),
-      decision_gate_docs_search: async (args) => this.searchDocs(args),
-    };
-    this.definitions = new Map(toolDefinitions().map((definition) => [definition.name, definition]));
-  }
-
-  /** `tools/list`: the tools this caller sees, in canonical order. */
-  listTools(request: RequestInfo): ToolDefinition[] {
-    this.contextOf(request, "tools/list");
-    return toolDefinitions().filter((tool) => this.isListed(tool.name));
-  }
-
-  /**
-   * `tools/call`: authentication and rate limit, unknown tool, `allowed_tools`, visibility, the argument size
-   * cap, then the tool. The reference checks for an unknown tool first (interface §1.2), which tells callers
-   * without credentials which tools exist; here they get the same refusal whatever they name.
-   */
-  async callTool(name: string, args: JsonValue, request: RequestInfo): Promise<unknown> {
-    const context = this.contextOf(request, name);
-    const handler = this.handlers[name];
-    if (handler === undefined || !this.definitions.has(name)) throw new MethodNotFoundError("unknown tool");
-    this.audited(context, () => authorizeTool(this.auth, name));
-    if (!this.isCallable(name)) throw new MethodNotFoundError("unknown tool");
-    this.checkArgumentSize(name, args);
-    return this.services.metrics
-      .timeTool(name, () => handler(args, context))
-      .catch((error: unknown) => {
-        if (!(error instanceof DecisionGateError)) this.logInternalError(error, name, context);
-        throw error;
-      });
-  }
-
-  /** Callers see only "internal error"; the operator gets the cause. */
-  private logInternalError(error: unknown, tool: string, context: CallContext): void {
-    this.services.log.error(
-      { err: error, tool, server_correlation_id: context.serverCorrelationId },
-      "tool call failed with an internal error",
-    );
+    this.environment = { services, runtimes: new ScenarioRuntimes(services) };
+    this.observers = { audit: services.audit, metrics: services.metrics, log: services.log, auth };
+    const available = catalogEntries().filter((entry) => entry.tool.available?.(services) !== false);
+    const { allowlist, denylist } = visibility;
+    const passesLists = (name: string) =>
+      !denylist.includes(name) && (allowlist.length === 0 || allowlist.includes(name));
+    this.listed = available
+      .filter((entry) => visibility.mode === "passthrough" || passesLists(entry.tool.name))
+      .map((entry) => entry.definition);
+    this.callable = new Set(available.map((entry) => entry.tool.name).filter(passesLists));
   }
 
   /** Whether `resources/list` and `resources/read` exist at all. */
@@ -111,49 +127,91 @@ export class ToolRouter {
     return this.services.docs?.resources === true;
   }
 
-  resourcesList(request: RequestInfo): JsonValue {
-    const docs = this.requireResources();
-    this.contextOf(request, "resources/list");
-    return docs.catalog.resourcesList();
-  }
-
-  /** The URI is checked before authentication, as in the reference. */
-  resourcesRead(params: JsonValue | undefined, request: RequestInfo): JsonValue {
-    const docs = this.requireResources();
-    const contents = docs.catalog.resourcesRead(resourceUriParam(params));
-    this.contextOf(request, "resources/read");
-    return contents;
-  }
-
-  /**
-   * Authenticates the request and takes a rate-limit token: the principal's, or (when authentication fails) the
-   * peer address's, so that guessing credentials is throttled too. The result is the context tools receive.
-   */
-  contextOf(request: RequestInfo, action: string): CallContext {
-    const { credentials, ...rest } = request;
-    let auth: CallContext["auth"];
+  /** Step 1's check of the credentials, with no side effect: transports may run it before handing requests over. */
+  authenticate(credentials: Credentials): Authentication {
     try {
-      auth = authenticate(this.auth, credentials);
-    } catch (error) {
-      this.refuseUnauthenticated(request, action, error);
+      return { auth: checkCredentials(this.auth, credentials) };
+    } catch (refusal) {
+      return { refusal };
     }
-    const context = { ...rest, action, auth };
-    this.auditAuthz(request, action, auth, null);
-    this.limits.rateLimiter?.take(`principal:${auth.principalId}`);
-    return context;
   }
 
   /**
-   * Refuses, before any message is handled, a request whose credentials do not authenticate, so that an HTTP
-   * transport can answer 401. A refusal is audited and throttled as in `contextOf`; an accepted request records
-   * nothing here, since each message it carries is authenticated again when it is handled.
+   * Step 1 alone, for a transport that must refuse unauthenticated requests before any message is handled (MCP
+   * over HTTP answers them 401): a refusal is audited and throttled, and thrown; an accepted request records
+   * nothing here, since each message it carries goes through the whole pipeline.
    */
   admit(request: RequestInfo, action: string): void {
+    const authentication = this.authenticationOf(request);
+    if ("refusal" in authentication) this.refuseUnauthenticated(request, action, authentication.refusal);
+  }
+
+  /** Runs the pipeline for one message; `encode` turns the outcome into the dialect's answer. */
+  async serve<Answer>(
+    request: RequestInfo,
+    inbound: Inbound,
+    encode: (outcome: Outcome) => Encoded<Answer>,
+  ): Promise<Answer> {
+    let outcome: Outcome;
     try {
-      authenticate(this.auth, request.credentials);
+      outcome = { ok: true, value: await this.perform(request, inbound.call) };
     } catch (error) {
-      this.refuseUnauthenticated(request, action, error);
+      outcome = { ok: false, error: toWireError(error) };
     }
+    const { answer, responseBytes } = encode(outcome);
+    await this.observe(request, inbound, outcome, responseBytes);
+    return answer;
+  }
+
+  /** Steps 1 to 7. */
+  private async perform(request: RequestInfo, call: RouterCall): Promise<unknown> {
+    switch (call.kind) {
+      case "refused":
+        throw call.error;
+      case "tools/list":
+        this.authenticated(request, "tools/list");
+        return this.listed;
+      case "tools/call": {
+        const context = this.authenticated(request, call.tool);
+        const tool = this.authorized(context);
+        if (!this.callable.has(tool.name)) throw new MethodNotFoundError("unknown tool");
+        this.checkArgumentSize(tool, call.args);
+        return this.run(tool, call.args, context);
+      }
+      case "resources/list": {
+        const docs = this.requireResources();
+        this.authenticated(request, "resources/list");
+        return docs.catalog.resourcesList();
+      }
+      case "resources/read": {
+        const contents = this.requireResources().catalog.resourcesRead(resourceUriParam(call.params));
+        this.authenticated(request, "resources/read");
+        return contents;
+      }
+    }
+  }
+
+  /** Steps 1 and 2: the context tools receive. */
+  private authenticated(request: RequestInfo, action: string): CallContext {
+    const authentication = this.authenticationOf(request);
+    if ("refusal" in authentication) this.refuseUnauthenticated(request, action, authentication.refusal);
+    const { auth } = authentication;
+    this.auditAuthz(request, action, auth, null);
+    this.limits.rateLimiter?.take(`principal:${auth.principalId}`);
+    return {
+      action,
+      transport: request.transport,
+      dialect: request.dialect,
+      auth,
+      peerIp: request.peerIp,
+      requestId: request.requestId,
+      clientCorrelationId: request.clientCorrelationId,
+      serverCorrelationId: request.serverCorrelationId,
+    };
+  }
+
+  private authenticationOf(request: RequestInfo): Authentication {
+    return request.authentication ?? this.authenticate(request.credentials);
   }
 
   private refuseUnauthenticated(request: RequestInfo, action: string, error: unknown): never {
@@ -162,23 +220,67 @@ export class ToolRouter {
     throw error;
   }
 
-  /** Runs an authorization step, auditing a refusal. */
-  private audited(context: CallContext, step: () => void): void {
+  /** Step 3: the tool, if it exists and `allowed_tools` admits it; a refusal is audited. */
+  private authorized(context: CallContext): Tool {
+    const tool = catalogEntry(context.action)?.tool;
+    if (tool === undefined) throw new MethodNotFoundError("unknown tool");
     try {
-      step();
+      authorizeTool(this.auth, tool.name);
     } catch (error) {
       this.auditAuthz(context, context.action, context.auth, error);
       throw error;
     }
+    return tool;
+  }
+
+  /** Step 5. */
+  private checkArgumentSize(tool: Tool, args: JsonValue): void {
+    const cap =
+      tool.argumentSize === "document"
+        ? this.limits.maxBodyBytes
+        : Math.min(this.limits.maxBodyBytes, SMALL_ARGUMENT_BYTES);
+    const size = canonicalBytes(args).length;
+    if (size > cap)
+      throw new LimitError("request_too_large", `arguments too large for ${tool.name} (${size} > ${cap} bytes)`);
+  }
+
+  /** Steps 6 and 7. */
+  private run(tool: Tool, args: JsonValue, context: CallContext): Promise<unknown> {
+    return this.services.metrics
+      .timeTool(tool.name, async () =>
+        tool.run(decode(tool.args, args, "arguments"), { ...this.environment, context, rawArgs: args }),
+      )
+      .catch((error: unknown) => {
+        // Callers see only "internal error"; the operator gets the cause.
+        if (!(error instanceof DecisionGateError)) {
+          this.services.log.error(
+            { err: error, tool: tool.name, server_correlation_id: context.serverCorrelationId },
+            "tool call failed with an internal error",
+          );
+        }
+        throw error;
+      });
+  }
+
+  /** Step 8. */
+  private observe(request: RequestInfo, inbound: Inbound, outcome: Outcome, responseBytes: number): Promise<void> {
+    if (!inbound.recorded) return this.services.audit.flush();
+    return observeRequest(this.observers, request, {
+      method: inbound.method,
+      tool: inbound.tool,
+      error: outcome.ok ? null : outcome.error,
+      requestBytes: inbound.requestBytes,
+      responseBytes,
+    });
   }
 
   /** `mcp_tool_authz`: every authentication and authorization decision, with the reason callers never see. */
   private auditAuthz(
     request: Omit<RequestInfo, "credentials">,
     action: string,
-    auth: CallContext["auth"] | null,
+    auth: AuthContext | null,
     error: unknown,
-  ) {
+  ): void {
     const wire = error === null ? null : toWireError(error);
     this.services.audit.toolAuthz({
       ...auditCorrelation(request),
@@ -193,43 +295,9 @@ export class ToolRouter {
     });
   }
 
-  private checkArgumentSize(name: string, args: JsonValue): void {
-    const cap = LARGE_ARGUMENT_TOOLS.has(name)
-      ? this.limits.maxBodyBytes
-      : Math.min(this.limits.maxBodyBytes, SMALL_ARGUMENT_BYTES);
-    const size = canonicalBytes(args).length;
-    if (size > cap)
-      throw new LimitError("request_too_large", `arguments too large for ${name} (${size} > ${cap} bytes)`);
-  }
-
   private requireResources() {
     const docs = this.services.docs;
     if (docs === null || !docs.resources) throw new MethodNotFoundError("method not found");
     return docs;
-  }
-
-  private searchDocs(args: JsonValue) {
-    const docs = this.services.docs;
-    if (docs === null) throw new MethodNotFoundError("unknown tool");
-    return searchDocs(docs.catalog, decode(DocsSearchRequest, args, "arguments"), docs.maxSections);
-  }
-
-  private docsSearchAvailable(): boolean {
-    return this.services.docs?.search === true;
-  }
-
-  private isListed(name: string): boolean {
-    if (name === "decision_gate_docs_search" && !this.docsSearchAvailable()) return false;
-    return this.visibility.mode === "passthrough" || this.passesLists(name);
-  }
-
-  private isCallable(name: string): boolean {
-    if (name === "decision_gate_docs_search" && !this.docsSearchAvailable()) return false;
-    return this.passesLists(name);
-  }
-
-  private passesLists(name: string): boolean {
-    const { allowlist, denylist } = this.visibility;
-    return !denylist.includes(name) && (allowlist.length === 0 || allowlist.includes(name));
   }
 }

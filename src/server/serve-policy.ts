@@ -1,6 +1,6 @@
 import type { DecisionGateConfig } from "../config/schema.js";
-import { isLoopbackBind } from "../config/schema.js";
 import { DecisionGateError } from "../core/errors.js";
+import { isLoopbackBind } from "../net/address.js";
 
 /** The server refused to start with this configuration. */
 export class ServePolicyError extends DecisionGateError {

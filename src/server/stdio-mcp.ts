@@ -11,6 +11,7 @@ import { JsonParseError } from "../core/errors.js";
 import { parseJsonBytes } from "../json/parse.js";
 import { isJsonObject, type JsonValue } from "../json/value.js";
 import { compactJson } from "../json/write.js";
+import { encodeLine } from "../net/framing.js";
 import { sdkMessage } from "./dialects/mcp.js";
 import { toWireError } from "./wire-errors.js";
 
@@ -55,7 +56,7 @@ class LineTransport implements Transport {
   }
 
   async send(message: JSONRPCMessage): Promise<void> {
-    this.output.write(`${JSON.stringify(message)}\n`);
+    this.output.write(encodeLine(JSON.stringify(message)));
   }
 
   async close(): Promise<void> {
@@ -95,7 +96,9 @@ class LineTransport implements Transport {
   }
 
   private reply(id: RequestId | null, error: RpcError): void {
-    this.output.write(`${compactJson({ jsonrpc: "2.0", id, error: { code: error.code, message: error.message } })}\n`);
+    this.output.write(
+      encodeLine(compactJson({ jsonrpc: "2.0", id, error: { code: error.code, message: error.message } })),
+    );
   }
 }
 

@@ -1,11 +1,11 @@
 import { resolve } from "node:path";
 import { InvalidInputError } from "../core/errors.js";
 import type { RunStateStore, RunStoreVerifier } from "../core/run/store.js";
-import { MemoryRunStateStore } from "./memory.js";
+import { MemoryRunStateStore } from "./memory/run-state.js";
+import { MemoryScenarioRegistry } from "./memory/scenario-registry.js";
+import { MemorySchemaRegistry } from "./memory/schema-registry.js";
 import type { ScenarioRegistry, SchemaRegistry } from "./registries.js";
 import { MAX_SCHEMA_BYTES, type SchemaLimits } from "./registry-common.js";
-import { MemoryScenarioRegistry } from "./scenario-registry-memory.js";
-import { MemorySchemaRegistry } from "./schema-registry-memory.js";
 import { type JournalMode, openSqliteDatabase, type SqliteDatabase, type SyncMode } from "./sqlite/database.js";
 import { SqliteRunStateStore } from "./sqlite/run-state.js";
 import { SqliteScenarioRegistry } from "./sqlite/scenario-registry.js";

@@ -3,7 +3,6 @@ import { ConflictError, InvalidInputError } from "../core/errors.js";
 import type { ScenarioSpec } from "../core/spec/schema.js";
 import { type HashDigest, sha256Hex } from "../json/hash.js";
 import { parseJson } from "../json/parse.js";
-import type { JsonValue } from "../json/value.js";
 import { canonicalBytes, compactJson } from "../json/write.js";
 import type { DataShapeRecord, Page, ScenarioRecord } from "./registries.js";
 
@@ -54,7 +53,7 @@ export function scenarioRecord(spec: ScenarioSpec, specHash: HashDigest): Scenar
 
 /** The canonical bytes of a spec, after checking that `specHash` is their hash (a caller's bug otherwise). */
 export function specBytes(spec: ScenarioSpec, specHash: HashDigest): Buffer {
-  const bytes = canonicalBytes(spec as unknown as JsonValue);
+  const bytes = canonicalBytes(spec);
   if (sha256Hex(bytes) !== specHash.value) throw new InvalidInputError("spec_hash does not match spec");
   return bytes;
 }

@@ -1,6 +1,5 @@
 import { ControlPlaneError, DecisionGateError } from "../core/errors.js";
 import type { RunStoreCheck, RunStoreVerifier } from "../core/run/store.js";
-import type { SqliteDatabase } from "./sqlite/database.js";
 
 /*
  * Checking a whole store file: SQLite's own consistency check plus the verification of every run in it. Used by
@@ -27,9 +26,15 @@ export interface StoreFileCheck {
   runs: RunStoreCheck | null;
 }
 
+/** A store file that can check its own structure (SQLite's `integrity_check`); its findings, empty when sound. */
+export interface SelfCheckingFile {
+  readonly path: string;
+  integrityProblems(depth: StoreCheckDepth): string[];
+}
+
 /** Checks one file; a check that cannot even run (a page SQLite cannot read) is reported as a problem. */
 export async function checkStoreFile(
-  db: SqliteDatabase,
+  db: SelfCheckingFile,
   runs: RunStoreVerifier | null,
   depth: StoreCheckDepth,
   progress?: (checked: number, total: number) => void,

@@ -4,13 +4,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { afterAll, describe, expect, it } from "vitest";
-import { evaluateStage356, type Stage356Inputs } from "../../src/actions/stage356.js";
+import { evaluateStage356 } from "../../src/actions/stage356.js";
+import type { Stage356Inputs } from "../../src/actions/stage356-format.js";
 import { type Stage357Result, stage357Files } from "../../src/actions/stage357-documents.js";
 import { InvalidInputError } from "../../src/core/errors.js";
+import { decode } from "../../src/core/wire/common.js";
 import { parseJson } from "../../src/json/parse.js";
 import type { JsonValue } from "../../src/json/value.js";
-import type { CallContext } from "../../src/server/context.js";
-import { actionTools, RUNTIME_ACTION_TOOL } from "../../src/server/tools/actions.js";
+import { RUNTIME_ACTION_TOOL } from "../../src/server/tools/actions.js";
+import { catalogEntry, type ToolDefinition } from "../../src/server/tools/catalog.js";
+import type { ToolCall } from "../../src/server/tools/tool.js";
 import { runCli } from "../support/server-process.js";
 import { sharedPath } from "../support/shared.js";
 
@@ -490,8 +493,12 @@ describe("decision-gate action (CLI)", () => {
 });
 
 describe("runtime_action_evaluate (tool)", () => {
-  const evaluateTool = (args: JsonValue) =>
-    actionTools().runtime_action_evaluate?.(args, {} as CallContext) as Promise<Stage357Result>;
+  const evaluateTool = async (args: JsonValue) =>
+    (await RUNTIME_ACTION_TOOL.run(
+      decode(RUNTIME_ACTION_TOOL.args, args, "arguments"),
+      {} as ToolCall,
+    )) as Stage357Result;
+  const definition = catalogEntry("runtime_action_evaluate")?.definition as ToolDefinition;
   const paths = { receipt_path: RECEIPT_FILE, gate_path: GATE_FILE };
 
   it("returns the receipt the CLI writes for the same inputs and created_at", async () => {
@@ -532,12 +539,12 @@ describe("runtime_action_evaluate (tool)", () => {
       enforce: true,
       created_at: CREATED_AT,
     };
-    expect(ajv.validate(RUNTIME_ACTION_TOOL.inputSchema, JSON.parse(JSON.stringify(args, bigintAsNumber)))).toBe(true);
+    expect(ajv.validate(definition.inputSchema, JSON.parse(JSON.stringify(args, bigintAsNumber)))).toBe(true);
     const output = await evaluateTool(args);
-    expect(ajv.validate(RUNTIME_ACTION_TOOL.outputSchema, output), ajv.errorsText()).toBe(true);
+    expect(ajv.validate(definition.outputSchema, output), ajv.errorsText()).toBe(true);
     expect(output.receipt).toMatchObject({ action: "isolate_and_continue", enforcement: { mode: "enforce" } });
     expect(failedChecks(output)).toEqual([]);
-    expect(RUNTIME_ACTION_TOOL.annotations.readOnlyHint).toBe(true);
+    expect(definition.annotations.readOnlyHint).toBe(true);
   });
 
   it("fails closed on documents the canonicalization refuses, and rejects a bad created_at", async () => {

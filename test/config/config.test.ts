@@ -5,12 +5,14 @@ import { Ajv2020 } from "ajv/dist/2020.js";
 import { parse } from "smol-toml";
 import { afterAll, describe, expect, it } from "vitest";
 import { configurationDocsPath, renderConfigurationDocs } from "../../src/config/docs.js";
-import { configJsonSchema, type JsonSchemaNode, visitKeys } from "../../src/config/json-schema.js";
+import { configJsonSchema, visitKeys } from "../../src/config/json-schema.js";
 import { ConfigError, loadConfig, parseConfigText, resolveConfigPaths } from "../../src/config/load.js";
 import { listPresets, presetPath } from "../../src/config/presets.js";
-import { isLoopbackAddress, isLoopbackBind, parseBind, TOOL_NAMES } from "../../src/config/schema.js";
 import { editDistance, nearestKey } from "../../src/config/unknown-keys.js";
+import type { JsonSchemaNode } from "../../src/core/wire/json-schema.js";
 import { type JsonValue, toPlainJson } from "../../src/json/value.js";
+import { toolNames } from "../../src/server/tools/catalog.js";
+import { validateServerConfig } from "../../src/server/validate-config.js";
 import { readSharedJson, sharedPath } from "../support/shared.js";
 
 const REFERENCE_PRESETS = sharedPath("fixtures/reference/presets");
@@ -573,7 +575,7 @@ describe("validation messages", () => {
   it.each(cases.map(([toml, path, message]) => ({ toml, path, message })))(
     "$path: $message",
     ({ toml, path, message }) => {
-      const error = configError(() => parseConfigText(toml));
+      const error = configError(() => validateServerConfig(parseConfigText(toml).config));
       expect(error.message).toMatch(/^invalid config: /);
       expect(error.code).toBe("config_invalid");
       const issues = (error.details?.issues ?? []) as Array<{ path: string; message: string }>;
@@ -665,28 +667,11 @@ timeouts = { conect_timeout_ms = 300 }
 });
 
 describe("helpers", () => {
-  it("parses IP-literal bind addresses only", () => {
-    expect(parseBind("127.0.0.1:4000")).toEqual({ host: "127.0.0.1", port: 4000, family: 4 });
-    expect(parseBind("[::1]:4000")).toEqual({ host: "::1", port: 4000, family: 6 });
-    for (const bad of ["localhost:4000", "127.0.0.1", "::1:4000", "127.0.0.1:65536", "[127.0.0.1]:80", ""]) {
-      expect(parseBind(bad)).toBeNull();
-    }
-  });
-
-  it("knows loopback binds and addresses, including IPv4-mapped loopback", () => {
-    expect(isLoopbackBind("127.0.0.1:4000")).toBe(true);
-    expect(isLoopbackBind("[::1]:4000")).toBe(true);
-    expect(isLoopbackBind("0.0.0.0:8080")).toBe(false);
-    expect(isLoopbackBind("[::]:8080")).toBe(false);
-    expect(isLoopbackAddress("::ffff:127.0.0.1")).toBe(true);
-    expect(isLoopbackAddress("10.0.0.1")).toBe(false);
-  });
-
   it("lists the reference's tools and runtime_action_evaluate", () => {
     const reference = (readSharedJson("fixtures/reference/contract/tooling.json") as Array<{ name: string }>).map(
       (tool) => tool.name,
     );
-    expect(TOOL_NAMES).toEqual([...reference, "runtime_action_evaluate"]);
+    expect(toolNames()).toEqual([...reference, "runtime_action_evaluate"]);
   });
 });
 

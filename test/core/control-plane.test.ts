@@ -3,10 +3,11 @@ import { createDispatchPolicy } from "../../src/core/dispatch/policy.js";
 import { ConflictError, InvalidInputError, SpecInvalidError } from "../../src/core/errors.js";
 import { ControlPlane } from "../../src/core/run/control-plane.js";
 import { REDACT_ALL } from "../../src/core/run/evidence.js";
+import type { ReceiptIssuer } from "../../src/core/run/receipts.js";
 import { TriggerEvent } from "../../src/core/run/schema.js";
 import { decode } from "../../src/core/wire/common.js";
 import { parseJson } from "../../src/json/parse.js";
-import { MemoryRunStateStore } from "../../src/store/memory.js";
+import { MemoryRunStateStore } from "../../src/store/memory/run-state.js";
 import { harness, logical, nextRequest, RELEASE_GATE, runConfig, specFrom, tick } from "../support/scenarios.js";
 import { jsonResult, TimeEvidence } from "../support/time-evidence.js";
 
@@ -17,7 +18,7 @@ describe("the reference's worked example (engine §A)", () => {
     const { plane, store } = harness();
     expect(plane.specHash).toEqual(sha("17d00618805e73a7d76690d4ad317bf74d6035ed61faf3fdadc4f6eda65bbce7"));
 
-    const started = await plane.start(runConfig(), logical(1), true);
+    const { state: started } = await plane.start(runConfig(), logical(1), true);
     expect(started.current_stage_id).toBe("review");
     expect(started.triggers).toEqual([
       {
@@ -50,7 +51,7 @@ describe("the reference's worked example (engine §A)", () => {
     ]);
     expect(started.tool_calls).toEqual([]);
 
-    const held = await plane.next(nextRequest("t-1", 3));
+    const { result: held } = await plane.next(nextRequest("t-1", 3));
     expect(held).toEqual({
       decision: {
         decision_id: "decision-2",
@@ -98,13 +99,13 @@ describe("the reference's worked example (engine §A)", () => {
       error: null,
     });
 
-    expect(await plane.next(nextRequest("t-1", 3))).toEqual(held);
+    expect((await plane.next(nextRequest("t-1", 3))).result).toEqual(held);
     state = await store.load(runConfig());
     expect(state?.triggers).toHaveLength(2);
     expect(state?.gate_evals).toHaveLength(1);
     expect(state?.tool_calls.map((call) => call.call_id)).toEqual(["call-1", "call-2"]);
 
-    const advanced = await plane.next(nextRequest("t-2", 10));
+    const { result: advanced } = await plane.next(nextRequest("t-2", 10));
     expect(advanced.decision.outcome).toEqual({
       kind: "advance",
       from_stage: "review",
@@ -122,12 +123,12 @@ describe("the reference's worked example (engine §A)", () => {
     );
     expect(advanced.packets[0]?.decision_id).toBe("decision-3");
 
-    const completed = await plane.next(nextRequest("t-3", 11));
+    const { result: completed } = await plane.next(nextRequest("t-3", 11));
     expect(completed.decision).toMatchObject({ decision_id: "decision-4", seq: 4n, stage_id: "ship" });
     expect(completed.decision.outcome).toEqual({ kind: "complete", stage_id: "ship" });
     expect(completed.status).toBe("completed");
 
-    const afterEnd = await plane.next(nextRequest("t-4", 12));
+    const { result: afterEnd } = await plane.next(nextRequest("t-4", 12));
     expect(afterEnd).toEqual({ decision: completed.decision, packets: [], status: "completed" });
 
     const status = await plane.status({
@@ -181,7 +182,7 @@ describe("the reference's worked example (engine §A)", () => {
 describe("start", () => {
   it("without entry packets records nothing but the head", async () => {
     const { plane } = harness();
-    const state = await plane.start(runConfig(), logical(1), false);
+    const { state } = await plane.start(runConfig(), logical(1), false);
     expect([state.triggers, state.decisions, state.packets]).toEqual([[], [], []]);
   });
 
@@ -214,7 +215,7 @@ describe("packet issue failures during an advance", () => {
   it("a denied packet fails the run with the policy's reason", async () => {
     const { plane, store } = harness(RELEASE_GATE, { dispatchPolicy: createDispatchPolicy({ engine: "deny_all" }) });
     await plane.start(runConfig(), logical(1), false);
-    const result = await plane.next(nextRequest("t-1", 10));
+    const { result } = await plane.next(nextRequest("t-1", 10));
     expect(result.decision.outcome).toEqual({ kind: "fail", reason: "policy denied disclosure" });
     expect(result).toMatchObject({ packets: [], status: "failed" });
     const state = await store.load(runConfig());
@@ -247,7 +248,7 @@ describe("packet issue failures during an advance", () => {
     });
     const { plane } = harness(RELEASE_GATE, { dispatchPolicy: policy });
     await plane.start(runConfig(), logical(1), true);
-    const result = await plane.next(nextRequest("t-1", 10));
+    const { result } = await plane.next(nextRequest("t-1", 10));
     expect(result.decision.outcome).toEqual({ kind: "fail", reason: "policy decision error: labels unavailable" });
   });
 });
@@ -271,14 +272,16 @@ describe("idempotency and conflicts", () => {
   it("a retry may carry a new correlation id", async () => {
     const { plane } = harness();
     await plane.start(runConfig(), logical(1), true);
-    const first = await plane.next(nextRequest("t-1", 3, { correlation_id: "a" }));
-    expect(await plane.next(nextRequest("t-1", 3, { correlation_id: "b" }))).toEqual(first);
+    const { result: first } = await plane.next(nextRequest("t-1", 3, { correlation_id: "a" }));
+    expect((await plane.next(nextRequest("t-1", 3, { correlation_id: "b" }))).result).toEqual(first);
   });
 
   it("the init trigger replays the start decision", async () => {
     const { plane } = harness();
     await plane.start(runConfig(), logical(1), true);
-    const replay = await plane.trigger(tick("init", logical(1), { kind: "external_event", source_id: "system" }));
+    const { result: replay } = await plane.trigger(
+      tick("init", logical(1), { kind: "external_event", source_id: "system" }),
+    );
     expect(replay.decision.outcome).toEqual({ kind: "start", stage_id: "review" });
     expect(replay.packets.map((packet) => packet.envelope.packet_id)).toEqual(["brief"]);
   });
@@ -312,6 +315,50 @@ describe("idempotency and conflicts", () => {
   });
 });
 
+describe("what each call reports beside its result", () => {
+  const issuer: ReceiptIssuer = {
+    issue: ({ decision }, previous) => ({
+      decision_id: decision.decision_id,
+      receipt_sha256: `receipt-of-${decision.decision_id}`,
+      previous: previous?.receipt_sha256 ?? null,
+    }),
+  };
+
+  it("the start decision's receipt, then each new decision's gate evaluations and chained receipt", async () => {
+    const { plane, store } = harness(RELEASE_GATE, { receipts: issuer });
+    const started = await plane.start(runConfig(), logical(1), true);
+    expect(started.receipt).toEqual({
+      decision_id: "decision-1",
+      receipt_sha256: "receipt-of-decision-1",
+      previous: null,
+    });
+    const held = await plane.next(nextRequest("t-1", 3));
+    expect(held.replayed).toBe(false);
+    expect(held.gateEvals).toEqual((await store.load(runConfig()))?.gate_evals);
+    expect(held.gateEvals).toHaveLength(1);
+    expect(held.receipt).toEqual({
+      decision_id: "decision-2",
+      receipt_sha256: "receipt-of-decision-2",
+      previous: "receipt-of-decision-1",
+    });
+  });
+
+  it("a replay reports the earlier decision's receipt and no gate evaluations", async () => {
+    const { plane } = harness(RELEASE_GATE, { receipts: issuer });
+    await plane.start(runConfig(), logical(1), true);
+    const held = await plane.next(nextRequest("t-1", 3));
+    const replay = await plane.next(nextRequest("t-1", 3));
+    expect(replay).toEqual({ result: held.result, replayed: true, gateEvals: null, receipt: held.receipt });
+  });
+
+  it("no receipts without an issuer; a timeout evaluates no gate", async () => {
+    const { plane } = harness();
+    expect((await plane.start(runConfig(), logical(1), true)).receipt).toBeNull();
+    const timedOut = await plane.trigger(tick("tick-1", logical(101)));
+    expect(timedOut).toMatchObject({ replayed: false, gateEvals: [], receipt: null });
+  });
+});
+
 describe("timeouts fire only on ticks", () => {
   const withTimeout = (policy: string, advance = '{"kind":"linear"}', gates = "") =>
     RELEASE_GATE.replace('"on_timeout": "fail"}', `"on_timeout": "${policy}"}`)
@@ -324,7 +371,7 @@ describe("timeouts fire only on ticks", () => {
   it("fail: the run fails with reason timeout and no gate evaluation", async () => {
     const { plane, store, evidence } = harness();
     await plane.start(runConfig(), logical(1), true);
-    const result = await plane.trigger(tick("tick-1", logical(101)));
+    const { result } = await plane.trigger(tick("tick-1", logical(101)));
     expect(result.decision.outcome).toEqual({ kind: "fail", reason: "timeout" });
     expect(result.status).toBe("failed");
     expect((await store.load(runConfig()))?.gate_evals).toEqual([]);
@@ -334,17 +381,17 @@ describe("timeouts fire only on ticks", () => {
   it("a tick before the deadline and a non-tick after it evaluate gates", async () => {
     const { plane } = harness();
     await plane.start(runConfig(), logical(1), true);
-    expect((await plane.trigger(tick("tick-1", logical(100)))).decision.outcome.kind).toBe("advance");
+    expect((await plane.trigger(tick("tick-1", logical(100)))).result.decision.outcome.kind).toBe("advance");
     const other = harness();
     await other.plane.start(runConfig(), logical(1), true);
-    const late = await other.plane.next(nextRequest("t-1", 500));
+    const { result: late } = await other.plane.next(nextRequest("t-1", 500));
     expect(late.decision.outcome).toEqual({ kind: "advance", from_stage: "review", to_stage: "ship", timeout: false });
   });
 
   it("advance_with_flag: advances with the timeout flag and issues the next stage's packets", async () => {
     const { plane } = harness(withTimeout("advance_with_flag"));
     await plane.start(runConfig(), logical(1), true);
-    const result = await plane.trigger(tick("tick-1", logical(101)));
+    const { result } = await plane.trigger(tick("tick-1", logical(101)));
     expect(result.decision.outcome).toEqual({ kind: "advance", from_stage: "review", to_stage: "ship", timeout: true });
     expect(result.packets.map((packet) => packet.envelope.packet_id)).toEqual(["ship_notice"]);
   });
@@ -355,7 +402,7 @@ describe("timeouts fire only on ticks", () => {
       {"gate_id":"window_gate","outcome":"unknown","next_stage_id":"ship"}],"default":null}`;
     const { plane } = harness(withTimeout("alternate_branch", branch));
     await plane.start(runConfig(), logical(1), true);
-    const result = await plane.trigger(tick("tick-1", logical(101)));
+    const { result } = await plane.trigger(tick("tick-1", logical(101)));
     expect(result.decision.outcome).toEqual({ kind: "advance", from_stage: "review", to_stage: "ship", timeout: true });
   });
 
@@ -424,7 +471,7 @@ describe("evidence failures and trust", () => {
       throw new Error("connection refused");
     });
     await plane.start(runConfig(), logical(1), false);
-    const result = await plane.next(nextRequest("t-1", 10));
+    const { result } = await plane.next(nextRequest("t-1", 10));
     expect(result.decision.outcome.kind).toBe("hold");
     const record = (await store.load(runConfig()))?.gate_evals[0]?.evidence.find((e) => e.condition_id === "ext");
     expect(record).toEqual({
@@ -447,7 +494,7 @@ describe("evidence failures and trust", () => {
     const { plane, store, evidence } = harness(twoProviders());
     evidence.script("ext", () => jsonResult(true, null, "asserted"));
     await plane.start(runConfig(), logical(1), false);
-    expect((await plane.next(nextRequest("t-1", 10))).decision.outcome.kind).toBe("hold");
+    expect((await plane.next(nextRequest("t-1", 10))).result.decision.outcome.kind).toBe("hold");
     const record = (await store.load(runConfig()))?.gate_evals[0]?.evidence.find((e) => e.condition_id === "ext");
     expect(record?.status).toBe("Unknown");
     expect(record?.result.error).toEqual({
@@ -462,12 +509,12 @@ describe("evidence failures and trust", () => {
     const relaxed = harness(twoProviders(), { trust: { minLane: "asserted" } });
     relaxed.evidence.script("ext", () => jsonResult(true, null, "asserted"));
     await relaxed.plane.start(runConfig(), logical(1), false);
-    expect((await relaxed.plane.next(nextRequest("t-1", 10))).decision.outcome.kind).toBe("advance");
+    expect((await relaxed.plane.next(nextRequest("t-1", 10))).result.decision.outcome.kind).toBe("advance");
 
     const tightened = harness(twoProviders(', "trust": {"min_lane": "verified"}'), { trust: { minLane: "asserted" } });
     tightened.evidence.script("ext", () => jsonResult(true, null, "asserted"));
     await tightened.plane.start(runConfig(), logical(1), false);
-    expect((await tightened.plane.next(nextRequest("t-1", 10))).decision.outcome.kind).toBe("hold");
+    expect((await tightened.plane.next(nextRequest("t-1", 10))).result.decision.outcome.kind).toBe("hold");
   });
 
   it("by default records the raw value with its hash, anchor and status, as the reference does", async () => {
@@ -515,7 +562,7 @@ describe("evidence failures and trust", () => {
     const { plane, store, evidence } = harness(twoGates, { trust: { minLane: "asserted" } });
     evidence.script("ext", () => jsonResult(true, null, "asserted"));
     await plane.start(runConfig(), logical(1), false);
-    const result = await plane.next(nextRequest("t-1", 10));
+    const { result } = await plane.next(nextRequest("t-1", 10));
     expect(result.decision.outcome).toMatchObject({ kind: "hold", summary: { unmet_gates: ["strict_gate"] } });
     const evals = (await store.load(runConfig()))?.gate_evals ?? [];
     expect(evals.map((record) => [record.evaluation.gate_id, record.evaluation.status])).toEqual([
@@ -589,7 +636,7 @@ describe("concurrency", () => {
     await plane.start(runConfig(), logical(1), true);
     const results = await Promise.all(Array.from({ length: 64 }, (_, i) => plane.next(nextRequest(`t-${i}`, 2 + i))));
     const state = await store.load(runConfig());
-    expect(new Set(results.map((result) => result.decision.seq)).size).toBe(64);
+    expect(new Set(results.map(({ result }) => result.decision.seq)).size).toBe(64);
     expect(state?.triggers.map((trigger) => trigger.seq)).toEqual(Array.from({ length: 65 }, (_, i) => BigInt(i + 1)));
     expect(state?.decisions.map((decision) => decision.decision_id)).toEqual(
       Array.from({ length: 65 }, (_, i) => `decision-${i + 1}`),
@@ -626,7 +673,7 @@ describe("concurrency", () => {
         anchor_value: String(context.trigger_time.value),
       });
     });
-    const result = await plane.next(nextRequest("mine", 3));
+    const { result } = await plane.next(nextRequest("mine", 3));
     expect(result.decision.seq).toBe(2n);
     const state = await store.load(runConfig());
     expect(state?.decisions.map((decision) => decision.trigger_id)).toEqual(["intruder", "mine"]);

@@ -19,7 +19,7 @@ import {
 import { AnchorsConfig } from "../../src/evidence/trust/anchors.js";
 import { DevConfig, TrustConfig } from "../../src/evidence/trust/lanes.js";
 import { parseJson } from "../../src/json/parse.js";
-import { MemoryRunStateStore } from "../../src/store/memory.js";
+import { MemoryRunStateStore } from "../../src/store/memory/run-state.js";
 import { logical, specFrom } from "../support/scenarios.js";
 
 const REFERENCE_PROVIDER = fileURLToPath(new URL("../fixtures/providers/reference-provider.mjs", import.meta.url));
@@ -144,7 +144,7 @@ async function decideOnce(runtime: EvidenceRuntime, url: string) {
     policy_tags: [],
   };
   await plane.start(run, logical(1), false);
-  const result = await plane.next({
+  const { result } = await plane.next({
     run_id: "r",
     tenant_id: 1n,
     namespace_id: 2n,

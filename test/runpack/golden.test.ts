@@ -9,7 +9,7 @@ import { ScenarioSpec } from "../../src/core/spec/schema.js";
 import { decode } from "../../src/core/wire/common.js";
 import { parseJson } from "../../src/json/parse.js";
 import { FilesystemRunpack, verifyRunpackDirectory } from "../../src/runpack/filesystem.js";
-import { MemoryRunStateStore } from "../../src/store/memory.js";
+import { MemoryRunStateStore } from "../../src/store/memory/run-state.js";
 import { readSharedJson, sharedPath } from "../support/shared.js";
 import { TimeEvidence } from "../support/time-evidence.js";
 
@@ -54,7 +54,7 @@ async function replay(fixture: string, runId: string, issueEntryPackets: boolean
     ),
     "trigger",
   );
-  const result = await plane.trigger(trigger);
+  const { result } = await plane.trigger(trigger);
   expect(result.decision.outcome.kind).toBe("complete");
   expect(result.status).toBe("completed");
 

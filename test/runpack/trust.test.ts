@@ -13,8 +13,8 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { buildRunpack, rootHashOf } from "../../src/core/runpack/builder.js";
-import { manifestBytes, RunpackManifest } from "../../src/core/runpack/manifest.js";
+import { buildRunpack } from "../../src/core/runpack/builder.js";
+import { manifestBytes, RunpackManifest, rootHashOf } from "../../src/core/runpack/manifest.js";
 import {
   ed25519Signer,
   ManifestSignature,

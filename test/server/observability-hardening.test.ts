@@ -3,7 +3,7 @@ import { parseJson } from "../../src/json/parse.js";
 import type { JsonObject, JsonValue } from "../../src/json/value.js";
 import { compactJson } from "../../src/json/write.js";
 import { toolDefinitions } from "../../src/server/tools/catalog.js";
-import { PLANE_CACHE_SIZE } from "../../src/server/tools/scenario.js";
+import { PLANE_CACHE_SIZE } from "../../src/server/tools/scenario-runtimes.js";
 import { RELEASE_GATE } from "../support/scenarios.js";
 import { type ServerProcess, startServerProcess } from "../support/server-process.js";
 

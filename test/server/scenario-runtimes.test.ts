@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import type { ScenarioSpec } from "../../src/core/spec/schema.js";
 import type { ServerServices } from "../../src/server/services.js";
-import { ScenarioRuntimes } from "../../src/server/tools/scenario.js";
-import { MemoryRunStateStore } from "../../src/store/memory.js";
-import { MemoryScenarioRegistry } from "../../src/store/scenario-registry-memory.js";
+import { ScenarioRuntimes } from "../../src/server/tools/scenario-runtimes.js";
+import { MemoryRunStateStore } from "../../src/store/memory/run-state.js";
+import { MemoryScenarioRegistry } from "../../src/store/memory/scenario-registry.js";
 import { logical, nextRequest, RELEASE_GATE, runConfig, specFrom } from "../support/scenarios.js";
 import { TimeEvidence } from "../support/time-evidence.js";
 
@@ -39,7 +39,7 @@ describe("ScenarioRuntimes", () => {
     const rebuilt = await runtimes.lookup(1n, 2n, "release-gate");
     expect(rebuilt).not.toBe(first);
     expect(rebuilt.specHash).toEqual(first.specHash);
-    const state = await rebuilt.start(runConfig(), logical(1), false);
+    const { state } = await rebuilt.start(runConfig(), logical(1), false);
     expect(state.status).toBe("active");
   });
 
@@ -55,7 +55,7 @@ describe("ScenarioRuntimes", () => {
     const results = await Promise.all(
       Array.from({ length: 32 }, (_, i) => (i % 2 ? evicted : replacement).next(nextRequest(`t-${i}`, 2 + i))),
     );
-    expect(new Set(results.map((result) => result.decision.seq)).size).toBe(32);
+    expect(new Set(results.map(({ result }) => result.decision.seq)).size).toBe(32);
     const state = await runs.load(runConfig());
     expect(state?.decisions.map((decision) => decision.decision_id)).toEqual(
       Array.from({ length: 32 }, (_, i) => `decision-${i + 1}`),

@@ -5,8 +5,9 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ControlPlane } from "../../src/core/run/control-plane.js";
 import { emptyAppendedRecords, type RunChange, type RunStateStore } from "../../src/core/run/store.js";
 import { toWireError } from "../../src/server/wire-errors.js";
-import { MemoryRunStateStore } from "../../src/store/memory.js";
-import { openSqliteDatabase, type SqliteDatabase, STORE_MIGRATIONS } from "../../src/store/sqlite/database.js";
+import { MemoryRunStateStore } from "../../src/store/memory/run-state.js";
+import { openSqliteDatabase, type SqliteDatabase } from "../../src/store/sqlite/database.js";
+import { STORE_MIGRATIONS } from "../../src/store/sqlite/migrations.js";
 import { SqliteRunStateStore } from "../../src/store/sqlite/run-state.js";
 import { logical, nextRequest, RELEASE_GATE, runConfig, specFrom, tick } from "../support/scenarios.js";
 import {
@@ -73,7 +74,7 @@ describe("every read that serves a stored record checks its link in the chain", 
     await expect(store.load(KEY)).rejects.toMatchObject(corrupt(/chain tip does not match the head|chain link broken/));
     // Positive control: the records around it still replay.
     for (const trigger of ["t-1", "t-3"]) {
-      const replay = await plane.next(nextRequest(trigger, Number(trigger.slice(2)) + 1));
+      const { result: replay } = await plane.next(nextRequest(trigger, Number(trigger.slice(2)) + 1));
       expect(replay.decision).toMatchObject({ trigger_id: trigger, outcome: { kind: "hold" } });
     }
   });
@@ -83,7 +84,7 @@ describe("every read that serves a stored record checks its link in the chain", 
     const { db, store } = open(path);
     const plane = planeOn(store, RELEASE_GATE);
     await plane.start(runConfig(), logical(1), true);
-    const advanced = await plane.next(nextRequest("t-1", 6));
+    const { result: advanced } = await plane.next(nextRequest("t-1", 6));
     expect(advanced.packets.map((packet) => packet.envelope.packet_id)).toEqual(["ship_notice"]);
     db.close();
     const position = rewriteRecord(path, "packet", "decision_id = 'decision-2'", [], (packet) => ({
@@ -124,8 +125,8 @@ describe("a trigger-id lookup is trusted only when two independent lookups agree
     );
     expect(decisionsFor(path, "t-2")).toBe(1);
     // Positive control: other triggers replay, and a new one is decided with the next seq.
-    expect((await plane.next(nextRequest("t-1", 2))).decision).toMatchObject({ decision_id: "decision-2" });
-    expect((await plane.next(nextRequest("t-4", 5))).decision).toMatchObject({ decision_id: "decision-5" });
+    expect((await plane.next(nextRequest("t-1", 2))).result.decision).toMatchObject({ decision_id: "decision-2" });
+    expect((await plane.next(nextRequest("t-4", 5))).result.decision).toMatchObject({ decision_id: "decision-5" });
   });
 
   it("a trigger_id column edited in place: neither the old nor the new id is taken for a new trigger", async () => {
@@ -215,7 +216,9 @@ describe("migrating a store from schema version 2", () => {
     db.close();
     const { store } = open(path);
     expect(await store.verifyRuns("full")).toMatchObject({ runs: 1, problems: [] });
-    expect((await planeOn(store).next(nextRequest("t-2", 3))).decision).toMatchObject({ decision_id: "decision-3" });
+    expect((await planeOn(store).next(nextRequest("t-2", 3))).result.decision).toMatchObject({
+      decision_id: "decision-3",
+    });
   });
 });
 
@@ -253,7 +256,7 @@ describe("a full disk", () => {
     const before = await store.load(KEY);
     expect(before?.decisions.map((decision) => decision.trigger_id)).not.toContain(`t-${trigger}`);
     db.pragma(`max_page_count = ${pages * 100}`);
-    const retried = await plane.next(nextRequest(`t-${trigger}`, 2));
+    const { result: retried } = await plane.next(nextRequest(`t-${trigger}`, 2));
     expect(retried.decision).toMatchObject({
       trigger_id: `t-${trigger}`,
       seq: BigInt((before?.decisions.length ?? 0) + 1),

@@ -18,17 +18,17 @@ import { parseJson } from "../../src/json/parse.js";
 import type { JsonValue } from "../../src/json/value.js";
 import { canonicalJson } from "../../src/json/write.js";
 import { openStores } from "../../src/store/factory.js";
-import { MemoryRunStateStore } from "../../src/store/memory.js";
+import { MemoryRunStateStore } from "../../src/store/memory/run-state.js";
+import { MemoryScenarioRegistry } from "../../src/store/memory/scenario-registry.js";
+import { MemorySchemaRegistry } from "../../src/store/memory/schema-registry.js";
 import { MAX_STATE_BYTES } from "../../src/store/run-log/records.js";
-import { MemoryScenarioRegistry } from "../../src/store/scenario-registry-memory.js";
-import { MemorySchemaRegistry } from "../../src/store/schema-registry-memory.js";
 import {
-  type Migration,
   openSqliteDatabase,
   type SqliteDatabase,
   type SqliteOptions,
   schemaVersion,
 } from "../../src/store/sqlite/database.js";
+import type { Migration } from "../../src/store/sqlite/migrations.js";
 import { SqliteRunStateStore } from "../../src/store/sqlite/run-state.js";
 import { SqliteScenarioRegistry } from "../../src/store/sqlite/scenario-registry.js";
 import { startBurst } from "../fixtures/store/burst-process.js";
@@ -208,7 +208,7 @@ describe("the RunStateStore contract on SQLite, against the memory store", () =>
 
   it("start returns the state that load reads back", async () => {
     const { store } = sqliteStore();
-    const started = await planeOn(store).plane.start(runConfig(), logical(1), true);
+    const { state: started } = await planeOn(store).plane.start(runConfig(), logical(1), true);
     expect(canonical(await store.load(KEY))).toBe(canonical(started));
     expect(await store.load({ ...KEY, run_id: "other" })).toBeUndefined();
     expect(await store.open({ ...KEY, tenant_id: 9n })).toBeUndefined();
@@ -216,7 +216,7 @@ describe("the RunStateStore contract on SQLite, against the memory store", () =>
 
   it("refuses a second run under the same key", async () => {
     const { store } = sqliteStore();
-    const started = await planeOn(store).plane.start(runConfig(), logical(1), true);
+    const { state: started } = await planeOn(store).plane.start(runConfig(), logical(1), true);
     await expect(store.create(started)).rejects.toMatchObject({
       code: "run_exists",
       message: "run already exists: run-1",
@@ -247,7 +247,7 @@ describe("durability", () => {
 
     const store = new SqliteRunStateStore(openDb(path));
     expect(canonical(await store.load(KEY))).toBe(before);
-    const result = await planeOn(store, NEVER_PASSES).plane.next(nextRequest("t-6", 7));
+    const { result } = await planeOn(store, NEVER_PASSES).plane.next(nextRequest("t-6", 7));
     expect(result.decision).toMatchObject({ decision_id: "decision-6", seq: 6n });
     expect((await store.open(KEY))?.head).toMatchObject({ version: 6, counts: { triggers: 6, tool_calls: 6 } });
   });
@@ -393,7 +393,7 @@ describe("concurrent writers on one file", () => {
     const calls = Array.from({ length: 90 }, (_, i) => planes[i % 3]?.next(nextRequest(`t-${i}`, 2 + i)));
     const results = await Promise.all(calls);
     expect(stale).toBeGreaterThan(0);
-    expect(new Set(results.map((result) => result?.decision.seq)).size).toBe(90);
+    expect(new Set(results.map((outcome) => outcome?.result.decision.seq)).size).toBe(90);
     const state = await first.load(KEY);
     expect(state?.triggers.map((trigger) => trigger.seq)).toEqual(Array.from({ length: 90 }, (_, i) => BigInt(i + 1)));
     expect(new Set(state?.decisions.map((decision) => decision.trigger_id)).size).toBe(90);

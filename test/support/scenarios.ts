@@ -4,7 +4,7 @@ import type { RunConfig, TriggerEvent } from "../../src/core/run/schema.js";
 import { ScenarioSpec } from "../../src/core/spec/schema.js";
 import { decode } from "../../src/core/wire/common.js";
 import { parseJson } from "../../src/json/parse.js";
-import { MemoryRunStateStore } from "../../src/store/memory.js";
+import { MemoryRunStateStore } from "../../src/store/memory/run-state.js";
 import { TimeEvidence } from "./time-evidence.js";
 
 /** Decodes wire JSON text (parsed losslessly) into a scenario spec. */

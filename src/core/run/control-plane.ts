@@ -129,16 +129,7 @@ export class ControlPlane {
   }
 
   /** Starts a run (engine §4.2); with `issueEntryPackets`, records the `init` trigger, the start decision and stage 0's packets. */
-  async start(config: RunConfig, startedAt: Timestamp, issueEntryPackets: boolean): Promise<RunState> {
-    return (await this.startWithReceipt(config, startedAt, issueEntryPackets)).state;
-  }
-
-  /** `start`, also reporting the action receipt of the start decision (when one was made and receipts are on). */
-  async startWithReceipt(
-    config: RunConfig,
-    startedAt: Timestamp,
-    issueEntryPackets: boolean,
-  ): Promise<{ state: RunState; receipt: StoredReceipt | null }> {
+  async start(config: RunConfig, startedAt: Timestamp, issueEntryPackets: boolean): Promise<StartOutcome> {
     if (config.scenario_id !== this.spec.scenario_id) {
       throw new ControlPlaneError("scenario_mismatch", `scenario mismatch for run: ${config.scenario_id}`);
     }
@@ -158,12 +149,8 @@ export class ControlPlane {
     });
   }
 
-  async next(request: NextRequest): Promise<NextResult> {
-    return (await this.nextWithEvaluations(request)).result;
-  }
-
-  /** `next`, also reporting the gate evaluations this call recorded (null when it replayed an earlier decision). */
-  async nextWithEvaluations(request: NextRequest): Promise<TriggerOutcome> {
+  /** An agent asks the run to move on (engine §4.3): the `agent_request_next` trigger. */
+  async next(request: NextRequest): Promise<TriggerOutcome> {
     const trigger: TriggerEvent = {
       trigger_id: request.trigger_id,
       tenant_id: request.tenant_id,
@@ -178,12 +165,8 @@ export class ControlPlane {
     return this.onTrigger(trigger, "scenario.next", hashOf(request));
   }
 
-  async trigger(event: TriggerEvent): Promise<NextResult> {
-    return (await this.triggerWithReceipt(event)).result;
-  }
-
-  /** `trigger`, also reporting the decision's action receipt. */
-  async triggerWithReceipt(event: TriggerEvent): Promise<TriggerOutcome> {
+  /** An external trigger event (engine §4.3). */
+  async trigger(event: TriggerEvent): Promise<TriggerOutcome> {
     return this.onTrigger(event, "scenario.trigger", hashOf(event));
   }
 
@@ -214,10 +197,7 @@ export class ControlPlane {
         change.appended.tool_calls.push(toolCall(session.head, call, hashOf(result), null));
         return { result, change };
       }
-      if (
-        existing.content_type === request.content_type &&
-        jsonEquals(existing.payload as unknown as JsonValue, request.payload as unknown as JsonValue)
-      ) {
+      if (existing.content_type === request.content_type && jsonEquals(existing.payload, request.payload)) {
         const result = { record: existing };
         return { result, change: withToolCall(session.head, toolCall(session.head, call, hashOf(result), null)) };
       }
@@ -519,6 +499,12 @@ export class ControlPlane {
   }
 }
 
+/** A started run and the action receipt of its start decision (null when none was made or receipts are off). */
+export interface StartOutcome {
+  state: RunState;
+  receipt: StoredReceipt | null;
+}
+
 /** A trigger's result and the gate evaluations it recorded; null when an earlier decision was replayed. */
 export interface TriggerOutcome {
   result: NextResult;
@@ -548,8 +534,8 @@ function pickRunIds(run: Pick<RunHead, "tenant_id" | "namespace_id" | "run_id" |
   return { tenant_id: run.tenant_id, namespace_id: run.namespace_id, run_id: run.run_id, scenario_id: run.scenario_id };
 }
 
-function hashOf(value: object): HashDigest {
-  return hashCanonical(value as unknown as JsonValue);
+function hashOf(value: JsonValue): HashDigest {
+  return hashCanonical(value);
 }
 
 function decisionRecord(seq: number, trigger: TriggerEvent, stageId: string, outcome: DecisionOutcome): DecisionRecord {
@@ -601,8 +587,8 @@ function sameTriggerContent(recorded: TriggerEvent, incoming: TriggerEvent): boo
   return (
     recorded.kind === incoming.kind &&
     recorded.source_id === incoming.source_id &&
-    jsonEquals(recorded.time as unknown as JsonValue, incoming.time as unknown as JsonValue) &&
-    jsonEquals(recorded.payload as unknown as JsonValue, incoming.payload as unknown as JsonValue)
+    jsonEquals(recorded.time, incoming.time) &&
+    jsonEquals(recorded.payload, incoming.payload)
   );
 }
 

@@ -1,5 +1,4 @@
 import { type HashDigest, hashBytes, hashCanonical } from "../../json/hash.js";
-import type { JsonValue } from "../../json/value.js";
 import type { DispatchPolicy } from "../dispatch/policy.js";
 import { ControlPlaneError, HashError } from "../errors.js";
 import type { PacketPayload, StageSpec } from "../spec/schema.js";
@@ -20,7 +19,7 @@ export const mcpDispatcher: Dispatcher = {
     return {
       dispatch_id: `mcp-${envelope.packet_id}`,
       target,
-      receipt_hash: hashCanonical(envelope as unknown as JsonValue),
+      receipt_hash: hashCanonical(envelope),
       dispatched_at: envelope.issued_at,
       dispatcher: "mcp",
     };

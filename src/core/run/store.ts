@@ -1,16 +1,17 @@
+import type { z } from "zod";
 import type { JsonObject } from "../../json/value.js";
 import { DecisionGateError } from "../errors.js";
 import type { HashDigest, Timestamp } from "../wire/common.js";
-import type {
+import {
   DecisionRecord,
-  DispatchTarget,
+  type DispatchTarget,
   GateEvalRecord,
   PacketRecord,
-  RunState,
-  RunStatus,
+  type RunState,
+  type RunStatus,
   SubmissionRecord,
   ToolCallRecord,
-  TriggerEvent,
+  type TriggerEvent,
   TriggerRecord,
 } from "./schema.js";
 
@@ -38,14 +39,86 @@ export function runKeyText(key: RunKey): string {
   return `${key.tenant_id}/${key.namespace_id}/${key.run_id}`;
 }
 
-export interface LogCounts {
-  triggers: number;
-  gate_evals: number;
-  decisions: number;
-  packets: number;
-  submissions: number;
-  tool_calls: number;
+/** The ids a record is looked up by: what the lookups of a `RunSession` find it through. */
+export interface RecordIds {
+  trigger_id?: string;
+  decision_id?: string;
+  submission_id?: string;
 }
+
+interface RecordKindSpec<R> {
+  log: string;
+  schema: z.ZodType<R, unknown>;
+  ids(record: R): RecordIds;
+  seq?(record: R): bigint;
+  onePerTrigger?: true;
+}
+
+/*
+ * The six kinds of record a run holds, one row each, in the order a commit appends them. Everything else that
+ * depends on the kinds is derived from this table: `LogCounts`, `AppendedRecords`, and in the stores their
+ * encoding, counts, columns, lookups and checks (src/store/run-log/). Per kind:
+ * - `log`: the name of its log in `RunState`, `LogCounts` and `AppendedRecords`;
+ * - `schema`: the record's schema, which a stored record must decode with;
+ * - `ids`: the ids the record is looked up by;
+ * - `seq`: the seq the record carries itself (its 1-based place in its log), when it carries one;
+ * - `onePerTrigger`: a run holds at most one record of the kind per trigger id (the idempotency keys of a trigger).
+ */
+const RECORD_KIND_TABLE = {
+  trigger: {
+    log: "triggers",
+    schema: TriggerRecord,
+    ids: (record: TriggerRecord) => ({ trigger_id: record.event.trigger_id }),
+    seq: (record: TriggerRecord) => record.seq,
+    onePerTrigger: true,
+  },
+  gate_eval: {
+    log: "gate_evals",
+    schema: GateEvalRecord,
+    ids: (record: GateEvalRecord) => ({ trigger_id: record.trigger_id }),
+  },
+  decision: {
+    log: "decisions",
+    schema: DecisionRecord,
+    ids: (record: DecisionRecord) => ({ trigger_id: record.trigger_id, decision_id: record.decision_id }),
+    seq: (record: DecisionRecord) => record.seq,
+    onePerTrigger: true,
+  },
+  packet: {
+    log: "packets",
+    schema: PacketRecord,
+    ids: (record: PacketRecord) => ({ decision_id: record.decision_id }),
+  },
+  submission: {
+    log: "submissions",
+    schema: SubmissionRecord,
+    ids: (record: SubmissionRecord) => ({ submission_id: record.submission_id }),
+  },
+  tool_call: {
+    log: "tool_calls",
+    schema: ToolCallRecord,
+    ids: (_record: ToolCallRecord) => ({}),
+  },
+} as const;
+
+type KindTable = typeof RECORD_KIND_TABLE;
+export type RecordKind = keyof KindTable;
+export type RecordOf<K extends RecordKind> = z.output<KindTable[K]["schema"]>;
+export type LogName = KindTable[RecordKind]["log"];
+/** Kinds whose trigger ids are idempotency keys (`onePerTrigger`). */
+export type OnePerTriggerKind = {
+  [K in RecordKind]: KindTable[K] extends { onePerTrigger: true } ? K : never;
+}[RecordKind];
+
+/** The table of record kinds, typed so that a row can be used with the record type of its own kind. */
+export const RECORD_KINDS: { [K in RecordKind]: RecordKindSpec<RecordOf<K>> & { log: KindTable[K]["log"] } } =
+  RECORD_KIND_TABLE;
+
+/** Record kinds in the order a commit appends them (the table's order). */
+export const RECORD_KIND_ORDER = Object.keys(RECORD_KINDS) as RecordKind[];
+
+/** How many records each log of a run holds. */
+export type LogCounts = Record<LogName, number>;
 
 export interface RunHead extends RunKey {
   scenario_id: string;
@@ -72,13 +145,12 @@ export interface RunSession {
   receiptOfDecision(decisionId: string): Promise<StoredReceipt | undefined>;
 }
 
-export interface AppendedRecords {
-  triggers: TriggerRecord[];
-  gate_evals: GateEvalRecord[];
-  decisions: DecisionRecord[];
-  packets: PacketRecord[];
-  submissions: SubmissionRecord[];
-  tool_calls: ToolCallRecord[];
+/** Records appended to each log of a run. */
+export type AppendedRecords = { [K in RecordKind as KindTable[K]["log"]]: RecordOf<K>[] };
+
+/** The log of `kind` in `records`, typed by the kind. */
+export function logOf<K extends RecordKind>(records: AppendedRecords, kind: K): RecordOf<K>[] {
+  return records[RECORD_KINDS[kind].log] as RecordOf<K>[];
 }
 
 export interface RunChange {
@@ -140,16 +212,5 @@ export class StaleRunVersionError extends DecisionGateError {
 }
 
 export function emptyAppendedRecords(): AppendedRecords {
-  return { triggers: [], gate_evals: [], decisions: [], packets: [], submissions: [], tool_calls: [] };
-}
-
-export function countsOf(state: RunState): LogCounts {
-  return {
-    triggers: state.triggers.length,
-    gate_evals: state.gate_evals.length,
-    decisions: state.decisions.length,
-    packets: state.packets.length,
-    submissions: state.submissions.length,
-    tool_calls: state.tool_calls.length,
-  };
+  return Object.fromEntries(RECORD_KIND_ORDER.map((kind) => [RECORD_KINDS[kind].log, []])) as Record<LogName, never[]>;
 }

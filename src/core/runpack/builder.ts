@@ -1,4 +1,4 @@
-import { digestEquals, hashBytes, hashCanonical } from "../../json/hash.js";
+import { digestEquals, hashBytes } from "../../json/hash.js";
 import type { JsonValue } from "../../json/value.js";
 import { canonicalJson } from "../../json/write.js";
 import { RunpackError } from "../errors.js";
@@ -10,7 +10,7 @@ import {
   type AnchorPolicy,
   type ArtifactKind,
   type ArtifactRecord,
-  type FileHashEntry,
+  DEFAULT_MANIFEST_NAME,
   MANIFEST_VERSION,
   MAX_RUNPACK_ARTIFACT_BYTES,
   manifestBytes,
@@ -20,11 +20,11 @@ import {
   type RunpackReader,
   type RunpackSecurity,
   type RunpackSink,
+  rootHashOf,
   type VerificationReport,
 } from "./manifest.js";
 import { verifyRunpack } from "./verifier.js";
 
-export const DEFAULT_MANIFEST_NAME = "manifest.json";
 export const VERIFIER_REPORT_PATH = "artifacts/verifier_report.json";
 
 export interface RunpackBuildOptions {
@@ -35,7 +35,7 @@ export interface RunpackBuildOptions {
   /** Also verify the written runpack and add the report as the last artifact. */
   verification?: { reader: RunpackReader };
   /** Further JSON artifacts (kind `custom`) written after the run's logs, such as action receipts. */
-  extraArtifacts?: ReadonlyArray<{ path: string; value: unknown }>;
+  extraArtifacts?: ReadonlyArray<{ path: string; value: JsonValue }>;
 }
 
 export interface RunpackBuildResult {
@@ -45,8 +45,8 @@ export interface RunpackBuildResult {
 }
 
 /** The run's logs with their contents, in the fixed artifact order. */
-function runArtifacts(spec: ScenarioSpec, state: RunState): Array<[string, ArtifactKind, unknown]> {
-  const contents: Record<RunLogKind, unknown> = {
+function runArtifacts(spec: ScenarioSpec, state: RunState): Array<[string, ArtifactKind, JsonValue]> {
+  const contents: Record<RunLogKind, JsonValue> = {
     scenario_spec: spec,
     trigger_log: state.triggers,
     gate_eval_log: state.gate_evals,
@@ -69,7 +69,7 @@ export async function buildRunpack(
     throw new RunpackError("spec_hash_mismatch", "hashing error: run state spec hash mismatch");
   }
   const manifestName = options.manifestName ?? DEFAULT_MANIFEST_NAME;
-  const extras = (options.extraArtifacts ?? []).map(({ path, value }): [string, ArtifactKind, unknown] => [
+  const extras = (options.extraArtifacts ?? []).map(({ path, value }): [string, ArtifactKind, JsonValue] => [
     path,
     "custom",
     value,
@@ -103,8 +103,8 @@ export async function buildRunpack(
  * this project's runs can outgrow the reference's 16 MiB state limit (D10), and a runpack that no verifier accepts
  * must not be written.
  */
-function encodeArtifact(path: string, kind: ArtifactKind, value: unknown): { record: ArtifactRecord; bytes: Buffer } {
-  const bytes = Buffer.from(canonicalJson(value as JsonValue), "utf8");
+function encodeArtifact(path: string, kind: ArtifactKind, value: JsonValue): { record: ArtifactRecord; bytes: Buffer } {
+  const bytes = Buffer.from(canonicalJson(value), "utf8");
   if (bytes.length > MAX_RUNPACK_ARTIFACT_BYTES) {
     throw new RunpackError(
       "artifact_too_large",
@@ -124,10 +124,6 @@ function encodeArtifact(path: string, kind: ArtifactKind, value: unknown): { rec
 
 async function writeManifest(sink: RunpackSink, name: string, manifest: RunpackManifest): Promise<void> {
   await sink.write(name, manifestBytes(manifest));
-}
-
-export function rootHashOf(fileHashes: FileHashEntry[]) {
-  return hashCanonical(fileHashes as unknown as JsonValue);
 }
 
 function manifestFor(

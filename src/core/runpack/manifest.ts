@@ -1,11 +1,12 @@
 import { z } from "zod";
-import type { JsonValue } from "../../json/value.js";
+import { hashCanonical } from "../../json/hash.js";
 import { canonicalJson } from "../../json/write.js";
 import { HashDigest, NamespaceId, omittedWhenNull, TenantId, Timestamp } from "../wire/common.js";
 
 /* Runpack manifest v1 and verifier report (evidence §8.1). */
 
 export const MANIFEST_VERSION = "v1";
+export const DEFAULT_MANIFEST_NAME = "manifest.json";
 /** Largest artifact the verifier reads. */
 export const MAX_RUNPACK_ARTIFACT_BYTES = 16_777_216;
 
@@ -83,7 +84,12 @@ export type RunpackManifest = z.output<typeof RunpackManifest>;
 
 /** The manifest file's bytes: its canonical JSON, which is also exactly what a manifest signature covers. */
 export function manifestBytes(manifest: RunpackManifest): Buffer {
-  return Buffer.from(canonicalJson(manifest as unknown as JsonValue), "utf8");
+  return Buffer.from(canonicalJson(manifest), "utf8");
+}
+
+/** The manifest's `integrity.root_hash`: the hash of the canonical `file_hashes` list. */
+export function rootHashOf(fileHashes: FileHashEntry[]): HashDigest {
+  return hashCanonical(fileHashes);
 }
 
 export const VerificationReport = z.object({

@@ -2,7 +2,6 @@ import { createPublicKey, type KeyObject, sign } from "node:crypto";
 import { z } from "zod";
 import { sha256Hex } from "../../json/hash.js";
 import { parseJsonBytes } from "../../json/parse.js";
-import type { JsonValue } from "../../json/value.js";
 import { canonicalJson } from "../../json/write.js";
 import { DecisionGateError, RunpackError } from "../errors.js";
 import { decode } from "../wire/common.js";
@@ -85,7 +84,7 @@ export async function writeManifestSignature(
   signer: ManifestSigner,
 ): Promise<ManifestSignature> {
   const signature = signManifest(manifest, signer);
-  await sink.write(signatureFileName(manifestPath), Buffer.from(canonicalJson(signature as unknown as JsonValue)));
+  await sink.write(signatureFileName(manifestPath), Buffer.from(canonicalJson(signature)));
   return signature;
 }
 

@@ -6,13 +6,14 @@ import { anchorViolation } from "../run/anchors.js";
 import { DecisionRecord, GateEvalRecord } from "../run/schema.js";
 import { ScenarioSpec } from "../spec/schema.js";
 import { decode } from "../wire/common.js";
-import { DEFAULT_MANIFEST_NAME, rootHashOf } from "./builder.js";
 import {
+  DEFAULT_MANIFEST_NAME,
   MANIFEST_VERSION,
   MAX_RUNPACK_ARTIFACT_BYTES,
   RUN_LOG_ARTIFACTS,
   type RunpackManifest,
   type RunpackReader,
+  rootHashOf,
   type VerificationReport,
 } from "./manifest.js";
 import {

@@ -1,13 +1,14 @@
 import { lookup as dnsLookup } from "node:dns";
 import { request as httpRequest, type IncomingMessage, type RequestOptions } from "node:http";
 import { request as httpsRequest } from "node:https";
-import { BlockList, isIP, type LookupFunction } from "node:net";
+import { type BlockList, isIP, type LookupFunction } from "node:net";
 import { addAbortSignal } from "node:stream";
 import { urlToHttpOptions } from "node:url";
 import { z } from "zod";
 import type { EvidenceQuery } from "../../core/spec/schema.js";
 import { hashBytes } from "../../json/hash.js";
 import { isJsonObject, type JsonValue } from "../../json/value.js";
+import { networkBlockList, parseIpNetwork } from "../../net/address.js";
 import { type EvidenceProvider, EvidenceProviderFailure, jsonEvidence } from "../provider.js";
 
 /** The reference takes any unsigned 64-bit value for `timeout_ms` and `max_response_bytes`. */
@@ -40,7 +41,7 @@ export const HttpProviderConfig = z.object({
   allow_private_networks: z.boolean().default(false),
   /** CIDR blocks (or single addresses) allowed even though they are special-use, e.g. `["127.0.0.0/8"]`. */
   allowed_networks: z
-    .array(z.string().refine((entry) => parseCidr(entry) !== null, "expected a CIDR block such as 10.0.0.0/8"))
+    .array(z.string().refine((entry) => parseIpNetwork(entry) !== null, "expected a CIDR block such as 10.0.0.0/8"))
     .optional(),
 });
 export type HttpProviderConfig = z.output<typeof HttpProviderConfig>;
@@ -75,23 +76,6 @@ export function httpConfigWarnings(config: HttpProviderConfig): string[] {
     if (value >= min && value <= max) return [];
     return [`${field} = ${value} is outside the advised ${min}..=${max} ${unit}; ${value < min ? below : above}`];
   });
-}
-
-interface Cidr {
-  address: string;
-  prefix: number;
-  family: "ipv4" | "ipv6";
-}
-
-/** Parses `address/prefix`; a bare address is a single host. */
-function parseCidr(text: string): Cidr | null {
-  const [address = "", prefixText, ...rest] = text.split("/");
-  const version = isIP(address);
-  if (version === 0 || rest.length > 0) return null;
-  const maxPrefix = version === 4 ? 32 : 128;
-  if (prefixText !== undefined && !/^\d{1,3}$/.test(prefixText)) return null;
-  const prefix = prefixText === undefined ? maxPrefix : Number(prefixText);
-  return prefix <= maxPrefix ? { address, prefix, family: version === 4 ? "ipv4" : "ipv6" } : null;
 }
 
 /**
@@ -133,21 +117,11 @@ const SPECIAL_USE_NETWORKS = [
 
 const NAT64_PREFIX = "64:ff9b::";
 
-const SPECIAL_USE = blockListOf(SPECIAL_USE_NETWORKS.flatMap(withNat64Form));
+const SPECIAL_USE = networkBlockList(SPECIAL_USE_NETWORKS.flatMap(withNat64Form));
 
 function withNat64Form(entry: string): string[] {
-  const cidr = parseCidr(entry);
+  const cidr = parseIpNetwork(entry);
   return cidr?.family === "ipv4" ? [entry, `${NAT64_PREFIX}${cidr.address}/${cidr.prefix + 96}`] : [entry];
-}
-
-function blockListOf(entries: readonly string[]): BlockList {
-  const list = new BlockList();
-  for (const entry of entries) {
-    const cidr = parseCidr(entry);
-    if (cidr === null) throw new Error(`invalid CIDR block: ${entry}`);
-    list.addSubnet(cidr.address, cidr.prefix, cidr.family);
-  }
-  return list;
 }
 
 /**
@@ -161,7 +135,7 @@ const METADATA_NETWORKS = [
   "fd20:ce::254/128", // Google Cloud over IPv6
 ];
 
-const METADATA = blockListOf(METADATA_NETWORKS.flatMap(withNat64Form));
+const METADATA = networkBlockList(METADATA_NETWORKS.flatMap(withNat64Form));
 
 /** Decides whether the provider may connect to an IP address. */
 export type AddressPolicy = (address: string) => boolean;
@@ -186,7 +160,7 @@ export function createAddressPolicy(
   config: Pick<HttpProviderConfig, "allow_private_networks" | "allowed_networks">,
 ): AddressPolicy {
   if (config.allow_private_networks) return () => true;
-  const allowed = blockListOf(config.allowed_networks ?? []);
+  const allowed = networkBlockList(config.allowed_networks ?? []);
   return (address) => ipOf(address) !== null && (within(allowed, address) || !within(SPECIAL_USE, address));
 }
 
@@ -200,7 +174,7 @@ export function createTargetPolicy(
 ): TargetPolicy {
   const allows = createAddressPolicy(config);
   const listed = new Set(config.allowed_hosts ?? []);
-  const named = blockListOf(
+  const named = networkBlockList(
     [...listed].map((host) => host.replace(/^\[(.*)\]$/, "$1")).filter((host) => ipOf(host) !== null),
   );
   const allowsListed: AddressPolicy = (address) =>

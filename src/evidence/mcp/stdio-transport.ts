@@ -2,6 +2,14 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { constants } from "node:os";
 import type { JsonObject } from "../../json/value.js";
+import {
+  ContentLengthDecoder,
+  encodeContentLength,
+  encodeLine,
+  type FrameDecoder,
+  type FrameError,
+  LineDecoder,
+} from "../../net/framing.js";
 import type { McpProtocol } from "./config.js";
 import {
   failure,
@@ -34,71 +42,47 @@ export interface StdioSettings {
 
 /** How long a closed stdout waits for the process exit status before being reported as a closed connection. */
 const EXIT_GRACE_MS = 100;
-/** Header bytes tolerated before the blank line that ends a Content-Length header block. */
+/** The longest Content-Length header block accepted, its blank line included. */
 const MAX_HEADER_BYTES = 8_192;
 
+/** How messages are framed on the child's stdin and stdout. */
 interface Framing {
   encode(body: string): Buffer;
-  /** Splits the next complete message off `buffer`, or returns `null` while more bytes are needed. */
-  decode(buffer: Buffer): { message: Buffer; rest: Buffer } | null;
+  decoder(): FrameDecoder;
 }
 
 /** `Content-Length: <n>\r\n\r\n<body>`, read as the reference does (evidence §2.2). */
-export const contentLengthFraming: Framing = {
-  encode: (body) => {
-    const bytes = Buffer.from(body, "utf8");
-    return Buffer.concat([Buffer.from(`Content-Length: ${bytes.length}\r\n\r\n`, "ascii"), bytes]);
-  },
-  decode: (buffer) => {
-    let length: number | null = null;
-    let offset = 0;
-    for (;;) {
-      const end = buffer.indexOf(0x0a, offset);
-      if (end < 0) {
-        if (buffer.length - offset > MAX_HEADER_BYTES) throw failure("mcp response too large");
-        return null;
-      }
-      const line = buffer.toString("utf8", offset, end + 1);
-      offset = end + 1;
-      if (line.trim() === "") break;
-      if (line.startsWith("Content-Length:")) length = parseContentLength(line.slice("Content-Length:".length));
-    }
-    if (length === null) throw failure("missing content length header");
-    if (length > MAX_MCP_RESPONSE_BYTES) throw failure("mcp response too large");
-    if (buffer.length - offset < length) return null;
-    return { message: buffer.subarray(offset, offset + length), rest: buffer.subarray(offset + length) };
-  },
+const contentLengthFraming: Framing = {
+  encode: encodeContentLength,
+  decoder: () => new ContentLengthDecoder({ maxHeaderBytes: MAX_HEADER_BYTES, maxBodyBytes: MAX_MCP_RESPONSE_BYTES }),
 };
-
-function parseContentLength(text: string): number {
-  const digits = text.trim();
-  if (!/^\+?[0-9]+$/.test(digits)) throw failure("invalid content length");
-  return Number(digits);
-}
 
 /** One JSON message per line (standard MCP stdio); blank lines are skipped. */
-export const newlineFraming: Framing = {
-  encode: (body) => Buffer.from(`${body}\n`, "utf8"),
-  decode: (buffer) => {
-    let offset = 0;
-    for (;;) {
-      const end = buffer.indexOf(0x0a, offset);
-      const lineLength = (end < 0 ? buffer.length : end) - offset;
-      if (lineLength > MAX_MCP_RESPONSE_BYTES) throw failure("mcp response too large");
-      if (end < 0) return null;
-      const line = buffer.subarray(offset, end);
-      offset = end + 1;
-      if (line.toString("utf8").trim() !== "") return { message: line, rest: buffer.subarray(offset) };
-    }
-  },
+const newlineFraming: Framing = {
+  encode: encodeLine,
+  decoder: () => new LineDecoder({ maxLineBytes: MAX_MCP_RESPONSE_BYTES }),
 };
+
+/** An unreadable response in the reference's words (evidence §2.2). */
+function framingFailure(problem: FrameError): McpProviderFailure {
+  switch (problem.reason) {
+    case "missing content length":
+      return failure("missing content length header");
+    case "invalid content length":
+      return failure("invalid content length");
+    case "header too large":
+    case "payload too large":
+      return failure("mcp response too large");
+  }
+}
 
 /** A spawned child with a message reader over its stdout. Once it failed, it stays failed. */
 class ChildConnection {
   readonly started: Promise<void>;
   /** True once the `mcp` handshake (if any) is done and calls may be sent. */
   ready = false;
-  private buffer: Buffer = Buffer.alloc(0);
+  /** Null once a response could not be read: the stream position is then unknown, so nothing more is read. */
+  private decoder: FrameDecoder | null;
   private broken: McpProviderFailure | null = null;
   private waiter: (() => void) | null = null;
   private readonly exited: Promise<unknown>;
@@ -107,6 +91,7 @@ class ChildConnection {
     private readonly child: ChildProcess,
     private readonly framing: Framing,
   ) {
+    this.decoder = framing.decoder();
     this.exited = once(child, "close").catch(() => undefined);
     const spawnFailure = transientFailure("failed to spawn mcp provider");
     this.started = once(child, "spawn").then(
@@ -163,22 +148,17 @@ class ChildConnection {
   }
 
   private decodeBuffered(): Buffer | null {
-    if (this.buffer.length === 0) return null;
-    try {
-      const decoded = this.framing.decode(this.buffer);
-      if (decoded === null) return null;
-      this.buffer = decoded.rest;
-      return decoded.message;
-    } catch (error) {
-      this.buffer = Buffer.alloc(0);
-      this.fail(error as McpProviderFailure);
-      this.kill();
-      throw error;
-    }
+    const decoded = this.decoder?.next() ?? null;
+    if (decoded === null || decoded.kind === "message") return decoded?.body ?? null;
+    const unreadable = framingFailure(decoded);
+    this.decoder = null;
+    this.fail(unreadable);
+    this.kill();
+    throw unreadable;
   }
 
   private receive(chunk: Buffer): void {
-    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    this.decoder?.push(chunk);
     this.wake();
   }
 

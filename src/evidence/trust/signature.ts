@@ -1,6 +1,5 @@
 import type { EvidenceResult } from "../../core/run/schema.js";
 import { hashBytes, hashCanonical } from "../../json/hash.js";
-import type { JsonValue } from "../../json/value.js";
 import { canonicalJson } from "../../json/write.js";
 import { EvidenceProviderFailure } from "../provider.js";
 import { verifyStrict } from "./ed25519.js";
@@ -24,7 +23,7 @@ export function applySignaturePolicy(result: EvidenceResult, policy: SignaturePo
   if (key === undefined) fail("signature key not authorized");
   const evidenceHash = verifiedEvidenceHash(result);
   if (signature.signature.length !== 64) fail("invalid signature bytes");
-  const message = Buffer.from(canonicalJson(evidenceHash as unknown as JsonValue), "utf8");
+  const message = Buffer.from(canonicalJson(evidenceHash), "utf8");
   if (!verifyStrict(signature.signature, message, key)) fail("signature verification failed");
   return { ...result, evidence_hash: evidenceHash };
 }

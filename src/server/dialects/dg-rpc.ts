@@ -2,52 +2,76 @@ import { InvalidInputError, InvalidRequestError, JsonParseError, MethodNotFoundE
 import { parseJsonBytes } from "../../json/parse.js";
 import { isJsonObject, type JsonObject, type JsonValue } from "../../json/value.js";
 import { compactJson } from "../../json/write.js";
-import type { RequestInfo, ToolRouter } from "../router.js";
+import type { Encoded, Outcome, RequestInfo, RouterCall, ToolRouter } from "../router.js";
+import type { ToolDefinition } from "../tools/catalog.js";
 import { toWireError, type WireError } from "../wire-errors.js";
 
-/** The outcome of one Decision Gate dialect message: the response, and what happened, for transports and audit. */
-export interface RpcOutcome {
-  response: JsonObject;
-  /** The JSON text of the request's id, once known. */
-  requestId: string | null;
+/*
+ * The Decision Gate dialect (interface §2), for `POST /rpc` and Content-Length framed stdio: JSON-RPC messages
+ * `tools/list`, `tools/call`, `resources/list`, `resources/read`; results wrapped as
+ * `{"content":[{"type":"json","json":…}]}`; every failure a JSON-RPC error with `data {kind, retryable, request_id}`.
+ */
+
+/** What a transport hands the dialect: a message's bytes, or why the transport refused it before reading it. */
+export type DgInput = { body: Uint8Array } | { refusal: unknown; method: string | null; requestBytes: number };
+
+/** The encoded response, with what the transport needs to send it. */
+export interface DgAnswer {
+  text: string;
   httpStatus: number;
-  method: string | null;
-  tool: string | null;
   error: WireError | null;
 }
 
-/**
- * Handles one JSON-RPC message of the Decision Gate dialect (interface §2): `tools/list`, `tools/call`,
- * `resources/list`, `resources/read`; results wrapped as `{"content":[{"type":"json","json":…}]}`; every failure a
- * JSON-RPC error with `data {kind, retryable, request_id}`.
- */
-export async function handleDgMessage(router: ToolRouter, body: Uint8Array, request: RequestInfo): Promise<RpcOutcome> {
+/** Serves one message of the Decision Gate dialect through the router. */
+export function serveDgMessage(router: ToolRouter, input: DgInput, request: RequestInfo): Promise<DgAnswer> {
+  if (!("body" in input)) {
+    const call: RouterCall = { kind: "refused", error: input.refusal };
+    const inbound = { call, method: input.method, tool: null, requestBytes: input.requestBytes, recorded: true };
+    return router.serve(request, inbound, (outcome) => encode(null, null, call, outcome));
+  }
+  const { id, requestId, method, tool, call } = decodeMessage(input.body);
+  const inbound = { call, method, tool, requestBytes: input.body.length, recorded: true };
+  return router.serve({ ...request, requestId }, inbound, (outcome) => encode(id, requestId, call, outcome));
+}
+
+/** The answer to a refusal outside the router (routes other than the dialects'): `id` and `request_id` null. */
+export function refusalAnswer(refusal: unknown): DgAnswer {
+  const wire = toWireError(refusal);
+  return { text: compactJson(errorResponse(null, wire, null)), httpStatus: wire.httpStatus, error: wire };
+}
+
+function errorResponse(id: JsonValue, wire: WireError, requestId: string | null): JsonObject {
+  const data: JsonObject = { kind: wire.kind, retryable: wire.retryable, request_id: requestId };
+  if (wire.retryAfterMs !== undefined) data.retry_after_ms = BigInt(wire.retryAfterMs);
+  return { jsonrpc: "2.0", id, error: { code: BigInt(wire.code), message: wire.message, data } };
+}
+
+interface DecodedMessage {
+  id: JsonValue;
+  /** The id as JSON text (the reference's `request_id`: `1` → "1", "a" → "\"a\""), once read. */
+  requestId: string | null;
+  method: string | null;
+  tool: string | null;
+  call: RouterCall;
+}
+
+/** Reads as much of the message as it can, so that even a refused one is answered and audited with its id. */
+function decodeMessage(body: Uint8Array): DecodedMessage {
   let id: JsonValue = null;
+  let requestId: string | null = null;
   let method: string | null = null;
   let tool: string | null = null;
-  let requestId: string | null = null;
   try {
     const envelope = parseEnvelope(body);
     id = envelope.id;
     method = envelope.method;
-    // The reference's `request_id` is the id as JSON text: `1` → "1", "a" → "\"a\"".
     requestId = compactJson(id);
     if (envelope.jsonrpc !== "2.0") throw new InvalidRequestError("invalid json-rpc version");
-    const info = { ...request, requestId };
     if (method === "tools/call") tool = toolNameOf(envelope.params);
-    const result = await dispatch(router, method, envelope.params, info);
-    return { response: { jsonrpc: "2.0", id, result }, requestId, httpStatus: 200, method, tool, error: null };
+    return { id, requestId, method, tool, call: routerCall(method, envelope.params) };
   } catch (error) {
-    const wire = toWireError(error);
-    const response = errorResponse(id, wire, requestId);
-    return { response, requestId, httpStatus: wire.httpStatus, method, tool, error: wire };
+    return { id, requestId, method, tool, call: { kind: "refused", error } };
   }
-}
-
-export function errorResponse(id: JsonValue, wire: WireError, requestId: string | null): JsonObject {
-  const data: JsonObject = { kind: wire.kind, retryable: wire.retryable, request_id: requestId };
-  if (wire.retryAfterMs !== undefined) data.retry_after_ms = BigInt(wire.retryAfterMs);
-  return { jsonrpc: "2.0", id, error: { code: BigInt(wire.code), message: wire.message, data } };
 }
 
 interface Envelope {
@@ -73,32 +97,18 @@ function parseEnvelope(body: Uint8Array): Envelope {
   return { jsonrpc, id, method, params };
 }
 
-async function dispatch(
-  router: ToolRouter,
-  method: string,
-  params: JsonValue | undefined,
-  info: RequestInfo,
-): Promise<JsonValue> {
+function routerCall(method: string, params: JsonValue | undefined): RouterCall {
   switch (method) {
     case "tools/list":
-      return {
-        tools: router.listTools(info).map((tool) => ({
-          name: tool.name,
-          description: tool.description,
-          input_schema: tool.inputSchema as JsonValue,
-        })),
-      };
-    case "tools/call": {
-      const { name, args } = callParams(params);
-      const output = await router.callTool(name, args, info);
-      return { content: [{ type: "json", json: output as JsonValue }] };
-    }
     case "resources/list":
-      if (!router.resourcesEnabled) throw new MethodNotFoundError("method not found");
-      return router.resourcesList(info);
+      return { kind: method };
+    case "tools/call":
+      if (!isJsonObject(params) || typeof params.name !== "string" || params.arguments === undefined) {
+        throw new InvalidInputError("invalid tool params");
+      }
+      return { kind: "tools/call", tool: params.name, args: params.arguments };
     case "resources/read":
-      if (!router.resourcesEnabled) throw new MethodNotFoundError("method not found");
-      return router.resourcesRead(params, info);
+      return { kind: "resources/read", params };
     default:
       throw new MethodNotFoundError("method not found");
   }
@@ -108,9 +118,30 @@ function toolNameOf(params: JsonValue | undefined): string | null {
   return isJsonObject(params) && typeof params.name === "string" ? params.name : null;
 }
 
-function callParams(params: JsonValue | undefined): { name: string; args: JsonValue } {
-  if (!isJsonObject(params) || typeof params.name !== "string" || params.arguments === undefined) {
-    throw new InvalidInputError("invalid tool params");
+function encode(id: JsonValue, requestId: string | null, call: RouterCall, outcome: Outcome): Encoded<DgAnswer> {
+  const response = outcome.ok
+    ? { jsonrpc: "2.0", id, result: resultOf(call, outcome.value) }
+    : errorResponse(id, outcome.error, requestId);
+  const text = compactJson(response);
+  const answer = outcome.ok
+    ? { text, httpStatus: 200, error: null }
+    : { text, httpStatus: outcome.error.httpStatus, error: outcome.error };
+  return { answer, responseBytes: Buffer.byteLength(text) };
+}
+
+function resultOf(call: RouterCall, value: unknown): JsonValue {
+  switch (call.kind) {
+    case "tools/list":
+      return {
+        tools: (value as readonly ToolDefinition[]).map((tool) => ({
+          name: tool.name,
+          description: tool.description,
+          input_schema: tool.inputSchema as JsonValue,
+        })),
+      };
+    case "tools/call":
+      return { content: [{ type: "json", json: value as JsonValue }] };
+    default:
+      return value as JsonValue;
   }
-  return { name: params.name, args: params.arguments };
 }

@@ -3,11 +3,10 @@ import { RUNTIME_ACTIONS, RUNTIME_DECISIONS } from "../../actions/capabilities.j
 import { fromLosslessJson, prettyJson, SORTED_JSON_CANONICALIZATION } from "../../actions/sorted-json.js";
 import { evaluateStage356 } from "../../actions/stage356.js";
 import { STAGE356_PATHS, seriesTimestamp, TIMESTAMP_PATTERN } from "../../actions/stage356-format.js";
-import { AnyJson, decode, omittedWhenNull } from "../../core/wire/common.js";
+import { AnyJson, omittedWhenNull } from "../../core/wire/common.js";
 import type { JsonValue } from "../../json/value.js";
 import { compactJson } from "../../json/write.js";
-import type { ToolDefinition } from "./catalog.js";
-import type { ToolHandlers } from "./types.js";
+import { defineTool } from "./tool.js";
 
 /*
  * `runtime_action_evaluate` (spec §6 item 2): `decision-gate action` as a tool, with the documents given as JSON
@@ -16,39 +15,34 @@ import type { ToolHandlers } from "./types.js";
 
 const TIMESTAMP_MESSAGE = "expected YYYY-MM-DDTHH:MM:SSZ";
 
-const EvaluateArgs = z.object({
-  receipt: AnyJson,
-  gate: AnyJson,
-  stage355: omittedWhenNull(z.object({ result: AnyJson, status: AnyJson })),
-  enforce: omittedWhenNull(z.boolean()),
-  created_at: omittedWhenNull(z.string().regex(TIMESTAMP_PATTERN, TIMESTAMP_MESSAGE)),
-  receipt_path: omittedWhenNull(z.string()),
-  gate_path: omittedWhenNull(z.string()),
-});
-
-export function actionTools(): ToolHandlers {
-  return {
-    async runtime_action_evaluate(args) {
-      const request = decode(EvaluateArgs, args, "arguments");
-      const { policy, receipt, summary } = evaluateStage356({
-        receiptBytes: documentBytes(request.receipt),
-        gateBytes: documentBytes(request.gate),
-        stage355: request.stage355 && {
-          resultBytes: documentBytes(request.stage355.result),
-          statusBytes: documentBytes(request.stage355.status),
-        },
-        githubActions: false,
-        enforce: request.enforce === true,
-        createdAt: request.created_at ?? seriesTimestamp(new Date()),
-        paths: {
-          receipt: request.receipt_path ?? STAGE356_PATHS.receipt,
-          gate: request.gate_path ?? STAGE356_PATHS.gate,
-        },
-      });
-      return { policy, receipt, summary };
-    },
-  };
+/** A document argument: any JSON value is taken (see `documentBytes`); clients are told what makes sense. */
+function documentArg(what: string) {
+  return AnyJson.meta({
+    type: ["object", "string", "null"],
+    description: `${what} The JSON document, or the file's raw text (hashed as given); null stands for a missing file.`,
+  });
 }
+
+const EvaluateArgs = z.object({
+  receipt: documentArg("Stage356 runtime execution receipt."),
+  gate: documentArg("Stage356 fail-closed gate."),
+  stage355: omittedWhenNull(
+    z.object({
+      result: documentArg("stage355_revocation_enforcement_result.json."),
+      status: documentArg("stage355_key_status_verification.json."),
+    }),
+  ).describe("The two Stage355 files Stage356 read, for the deep chain check."),
+  enforce: omittedWhenNull(z.boolean()).describe(
+    "Enforcement mode: a terminate action reports exit_code 1. Default false (report only).",
+  ),
+  created_at: omittedWhenNull(z.string().regex(TIMESTAMP_PATTERN, TIMESTAMP_MESSAGE)).describe(
+    "Time recorded in the action receipt (YYYY-MM-DDTHH:MM:SSZ); default: the server's clock.",
+  ),
+  receipt_path: omittedWhenNull(z.string()).describe(
+    `Path recorded as source_receipt_path; default ${STAGE356_PATHS.receipt}.`,
+  ),
+  gate_path: omittedWhenNull(z.string()).describe(`Path named in the summary; default ${STAGE356_PATHS.gate}.`),
+});
 
 /**
  * The file a document argument stands for: text is the file's content as given; `null` is a missing file; a JSON
@@ -65,46 +59,6 @@ function documentBytes(document: JsonValue): Uint8Array | null {
 const HASH = { type: "string", pattern: "^[0-9a-f]{64}$" };
 const NULLABLE_HASH = { type: ["string", "null"], pattern: "^[0-9a-f]{64}$" };
 const STRINGS = { type: "array", items: { type: "string" } };
-const DOCUMENT = {
-  type: ["object", "string", "null"],
-  description: "The JSON document, or the file's raw text (hashed as given); null stands for a missing file.",
-};
-
-const INPUT_SCHEMA = {
-  $schema: "https://json-schema.org/draft/2020-12/schema",
-  type: "object",
-  additionalProperties: false,
-  properties: {
-    receipt: { ...DOCUMENT, description: `Stage356 runtime execution receipt. ${DOCUMENT.description}` },
-    gate: { ...DOCUMENT, description: `Stage356 fail-closed gate. ${DOCUMENT.description}` },
-    stage355: {
-      type: ["object", "null"],
-      description: "The two Stage355 files Stage356 read, for the deep chain check.",
-      additionalProperties: false,
-      properties: {
-        result: { ...DOCUMENT, description: `stage355_revocation_enforcement_result.json. ${DOCUMENT.description}` },
-        status: { ...DOCUMENT, description: `stage355_key_status_verification.json. ${DOCUMENT.description}` },
-      },
-      required: ["result", "status"],
-    },
-    enforce: {
-      type: ["boolean", "null"],
-      description: "Enforcement mode: a terminate action reports exit_code 1. Default false (report only).",
-    },
-    created_at: {
-      type: ["string", "null"],
-      pattern: TIMESTAMP_PATTERN.source,
-      description: "Time recorded in the action receipt (YYYY-MM-DDTHH:MM:SSZ); default: the server's clock.",
-    },
-    receipt_path: {
-      type: ["string", "null"],
-      description: `Path recorded as source_receipt_path; default ${STAGE356_PATHS.receipt}.`,
-    },
-    gate_path: { type: ["string", "null"], description: `Path named in the summary; default ${STAGE356_PATHS.gate}.` },
-  },
-  required: ["receipt", "gate"],
-};
-
 const RECEIPT_SCHEMA = {
   type: "object",
   additionalProperties: false,
@@ -179,19 +133,37 @@ const OUTPUT_SCHEMA = {
   required: ["policy", "receipt", "summary"],
 };
 
-export const RUNTIME_ACTION_TOOL: ToolDefinition = {
+/** Not a tool of the reference, so it brings its own contract. */
+export const RUNTIME_ACTION_TOOL = defineTool({
   name: "runtime_action_evaluate",
-  description:
-    "Verify a Stage356 runtime receipt and gate fail closed and map the decision to a runtime action " +
-    "(allow → continue, warn → isolate_and_continue, block or any failed check → terminate). " +
-    "Returns the Stage357 policy, action receipt and summary.",
-  inputSchema: INPUT_SCHEMA,
-  outputSchema: OUTPUT_SCHEMA,
-  annotations: {
-    title: "Runtime Action Evaluate",
-    readOnlyHint: true,
-    destructiveHint: false,
-    idempotentHint: true,
-    openWorldHint: false,
+  args: EvaluateArgs,
+  argumentSize: "small",
+  annotations: { readOnlyHint: true, idempotentHint: true },
+  contract: {
+    description:
+      "Verify a Stage356 runtime receipt and gate fail closed and map the decision to a runtime action " +
+      "(allow → continue, warn → isolate_and_continue, block or any failed check → terminate). " +
+      "Returns the Stage357 policy, action receipt and summary.",
+    outputSchema: OUTPUT_SCHEMA,
   },
-};
+  async run(request) {
+    const { policy, receipt, summary } = evaluateStage356({
+      receiptBytes: documentBytes(request.receipt),
+      gateBytes: documentBytes(request.gate),
+      stage355: request.stage355 && {
+        resultBytes: documentBytes(request.stage355.result),
+        statusBytes: documentBytes(request.stage355.status),
+      },
+      githubActions: false,
+      enforce: request.enforce === true,
+      createdAt: request.created_at ?? seriesTimestamp(new Date()),
+      paths: {
+        receipt: request.receipt_path ?? STAGE356_PATHS.receipt,
+        gate: request.gate_path ?? STAGE356_PATHS.gate,
+      },
+    });
+    return { policy, receipt, summary };
+  },
+});
+
+export const ACTION_TOOLS = [RUNTIME_ACTION_TOOL];

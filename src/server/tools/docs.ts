@@ -1,8 +1,8 @@
 import { writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { asNode, type JsonSchemaNode, unionOptions } from "../../config/json-schema.js";
 import { presetsDirectory } from "../../config/presets.js";
+import { asNode, type JsonSchemaNode, unionOptions } from "../../core/wire/json-schema.js";
 import { type ToolDefinition, toolDefinitions } from "./catalog.js";
 
 /*

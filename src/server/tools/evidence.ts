@@ -1,11 +1,11 @@
 import { z } from "zod";
 import { AccessDeniedError, DecisionGateError, InvalidInputError } from "../../core/errors.js";
 import { EvidenceQuery } from "../../core/spec/schema.js";
-import { decode, NamespaceId, nullable, TenantId, Timestamp } from "../../core/wire/common.js";
+import { NamespaceId, nullable, TenantId, Timestamp } from "../../core/wire/common.js";
 import type { JsonValue } from "../../json/value.js";
 import { canonicalBytes } from "../../json/write.js";
 import type { ServerServices } from "../services.js";
-import type { ToolHandlers } from "./types.js";
+import { defineTool } from "./tool.js";
 
 const QueryArgs = z.object({
   query: EvidenceQuery,
@@ -23,34 +23,54 @@ const QueryArgs = z.object({
 const ContractArgs = z.object({ provider_id: z.string() });
 const CheckArgs = z.object({ provider_id: z.string(), check_id: z.string() });
 
-export function evidenceTools(services: ServerServices): ToolHandlers {
-  const { capabilities, pipeline } = services.evidence;
-  return {
-    async evidence_query(args, call) {
-      const { query, context } = decode(QueryArgs, args, "arguments");
-      await services.scopes.ensure(context.tenant_id, context.namespace_id, call);
-      capabilities.validateQuery(query);
-      return { result: await pipeline.answer(query, context) };
-    },
-    async providers_list(args) {
-      decode(z.object({}), args, "arguments");
-      return { providers: capabilities.listProviders() };
-    },
-    async provider_contract_get(args) {
-      const { provider_id } = decode(ContractArgs, args, "arguments");
-      requireNonBlank(provider_id, "provider_id");
-      ensureDisclosed(services, provider_id);
-      return withinDiscoveryLimit(services, capabilities.contractView(provider_id));
-    },
-    async provider_check_schema_get(args) {
-      const { provider_id, check_id } = decode(CheckArgs, args, "arguments");
-      requireNonBlank(provider_id, "provider_id");
-      requireNonBlank(check_id, "check_id");
-      ensureDisclosed(services, provider_id);
-      return withinDiscoveryLimit(services, capabilities.checkSchemaView(provider_id, check_id));
-    },
-  };
-}
+const evidenceQuery = defineTool({
+  name: "evidence_query",
+  args: QueryArgs,
+  argumentSize: "small",
+  annotations: { openWorldHint: true },
+  async run({ query, context }, { services, context: call }) {
+    await services.scopes.ensure(context.tenant_id, context.namespace_id, call);
+    services.evidence.capabilities.validateQuery(query);
+    return { result: await services.evidence.pipeline.answer(query, context) };
+  },
+});
+
+const providersList = defineTool({
+  name: "providers_list",
+  args: z.object({}),
+  argumentSize: "small",
+  annotations: { readOnlyHint: true, idempotentHint: true },
+  async run(_args, { services }) {
+    return { providers: services.evidence.capabilities.listProviders() };
+  },
+});
+
+const providerContractGet = defineTool({
+  name: "provider_contract_get",
+  args: ContractArgs,
+  argumentSize: "small",
+  annotations: { readOnlyHint: true, idempotentHint: true },
+  async run({ provider_id }, { services }) {
+    requireNonBlank(provider_id, "provider_id");
+    ensureDisclosed(services, provider_id);
+    return withinDiscoveryLimit(services, services.evidence.capabilities.contractView(provider_id));
+  },
+});
+
+const providerCheckSchemaGet = defineTool({
+  name: "provider_check_schema_get",
+  args: CheckArgs,
+  argumentSize: "small",
+  annotations: { readOnlyHint: true, idempotentHint: true },
+  async run({ provider_id, check_id }, { services }) {
+    requireNonBlank(provider_id, "provider_id");
+    requireNonBlank(check_id, "check_id");
+    ensureDisclosed(services, provider_id);
+    return withinDiscoveryLimit(services, services.evidence.capabilities.checkSchemaView(provider_id, check_id));
+  },
+});
+
+export const EVIDENCE_TOOLS = [evidenceQuery, providersList, providerContractGet, providerCheckSchemaGet];
 
 function requireNonBlank(value: string, field: string): void {
   if (value.trim().length === 0) throw new InvalidInputError(`${field} must be non-empty`);

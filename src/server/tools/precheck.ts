@@ -3,12 +3,12 @@ import { AccessDeniedError, InvalidInputError, NotFoundError } from "../../core/
 import { precheckStage } from "../../core/run/precheck.js";
 import { type ScenarioSpec, ScenarioSpec as ScenarioSpecSchema } from "../../core/spec/schema.js";
 import { validateSpec } from "../../core/spec/validate.js";
-import { AnyJson, decode, NamespaceId, nullable, TenantId } from "../../core/wire/common.js";
+import { AnyJson, NamespaceId, nullable, TenantId } from "../../core/wire/common.js";
 import { compileJsonSchema, messageOf } from "../../evidence/contracts/load.js";
 import { validatePrecheckStrict } from "../../evidence/contracts/strict.js";
 import { isJsonObject, type JsonValue } from "../../json/value.js";
 import type { ServerServices } from "../services.js";
-import type { ToolHandlers } from "./types.js";
+import { defineTool } from "./tool.js";
 
 const PrecheckArgs = z.object({
   tenant_id: TenantId,
@@ -22,47 +22,45 @@ const PrecheckArgs = z.object({
 type PrecheckArgs = z.output<typeof PrecheckArgs>;
 
 /** `precheck` (evidence §5.5): what a stage would decide on asserted data, without touching any run. */
-export function precheckTools(services: ServerServices): ToolHandlers {
-  return {
-    async precheck(args, context) {
-      const request = decode(PrecheckArgs, args, "arguments");
-      await services.scopes.ensure(request.tenant_id, request.namespace_id, context);
-      const shape = await services.schemas.get(
-        request.tenant_id,
-        request.namespace_id,
-        request.data_shape.schema_id,
-        request.data_shape.version,
-      );
-      if (shape === undefined) throw new NotFoundError("schema_not_found", "schema not found");
-      validatePayload(shape.schema, request.payload);
-      const spec = await resolveSpec(services, request);
-      if (spec.default_tenant_id !== null && spec.default_tenant_id !== request.tenant_id) {
-        throw new AccessDeniedError("unauthorized", "tenant_id does not match scenario tenant");
-      }
-      const strict = services.evidence.strictValidation;
-      if (strict !== null) validatePrecheckStrict(spec, shape.schema, strict);
-      const result = precheckStage(
-        spec,
-        request.stage_id,
-        assertionsOf(spec, request.payload),
-        services.evidence.trust,
-      );
-      services.audit.precheck({
-        unsafe_client_correlation_id: context.clientCorrelationId,
-        server_correlation_id: context.serverCorrelationId,
-        tenant_id: request.tenant_id,
-        namespace_id: request.namespace_id,
-        scenario_id: spec.scenario_id,
-        stage_id: request.stage_id,
-        schema_id: request.data_shape.schema_id,
-        schema_version: request.data_shape.version,
-        request: args,
-        response: result as unknown as JsonValue,
-      });
-      return result;
-    },
-  };
-}
+const precheck = defineTool({
+  name: "precheck",
+  args: PrecheckArgs,
+  argumentSize: "document",
+  annotations: { readOnlyHint: true, idempotentHint: true },
+  async run(request, { services, context, rawArgs }) {
+    await services.scopes.ensure(request.tenant_id, request.namespace_id, context);
+    const shape = await services.schemas.get(
+      request.tenant_id,
+      request.namespace_id,
+      request.data_shape.schema_id,
+      request.data_shape.version,
+    );
+    if (shape === undefined) throw new NotFoundError("schema_not_found", "schema not found");
+    validatePayload(shape.schema, request.payload);
+    const spec = await resolveSpec(services, request);
+    if (spec.default_tenant_id !== null && spec.default_tenant_id !== request.tenant_id) {
+      throw new AccessDeniedError("unauthorized", "tenant_id does not match scenario tenant");
+    }
+    const strict = services.evidence.strictValidation;
+    if (strict !== null) validatePrecheckStrict(spec, shape.schema, strict);
+    const result = precheckStage(spec, request.stage_id, assertionsOf(spec, request.payload), services.evidence.trust);
+    services.audit.precheck({
+      unsafe_client_correlation_id: context.clientCorrelationId,
+      server_correlation_id: context.serverCorrelationId,
+      tenant_id: request.tenant_id,
+      namespace_id: request.namespace_id,
+      scenario_id: spec.scenario_id,
+      stage_id: request.stage_id,
+      schema_id: request.data_shape.schema_id,
+      schema_version: request.data_shape.version,
+      request: rawArgs,
+      response: result as unknown as JsonValue,
+    });
+    return result;
+  },
+});
+
+export const PRECHECK_TOOLS = [precheck];
 
 function validatePayload(schema: JsonValue, payload: JsonValue): void {
   let problems: string | undefined;

@@ -3,15 +3,15 @@ import { pathToFileURL } from "node:url";
 import { z } from "zod";
 import { RECEIPTS_ARTIFACT_PATH } from "../../actions/receipts.js";
 import { AccessDeniedError, NotFoundError, RunpackError } from "../../core/errors.js";
-import { buildRunpack, DEFAULT_MANIFEST_NAME } from "../../core/runpack/builder.js";
+import { buildRunpack } from "../../core/runpack/builder.js";
+import { DEFAULT_MANIFEST_NAME } from "../../core/runpack/manifest.js";
 import { writeManifestSignature } from "../../core/runpack/signature.js";
-import { decode, NamespaceId, nullable, TenantId, Timestamp } from "../../core/wire/common.js";
+import { NamespaceId, nullable, TenantId, Timestamp } from "../../core/wire/common.js";
 import { FilesystemRunpack, isWithin, verifyRunpackDirectory } from "../../runpack/filesystem.js";
 import type { CallContext } from "../context.js";
 import type { TenantReach } from "../policy/principals.js";
 import type { ServerServices } from "../services.js";
-import type { ScenarioRuntimes } from "./scenario.js";
-import type { ToolHandlers } from "./types.js";
+import { defineTool } from "./tool.js";
 
 const ExportArgs = z.object({
   scenario_id: z.string(),
@@ -25,43 +25,50 @@ const ExportArgs = z.object({
 });
 const VerifyArgs = z.object({ runpack_dir: z.string(), manifest_path: z.string() });
 
-export function runpackTools(services: ServerServices, runtimes: ScenarioRuntimes): ToolHandlers {
-  return {
-    async runpack_export(args, context) {
-      const request = decode(ExportArgs, args, "arguments");
-      await services.scopes.ensure(request.tenant_id, request.namespace_id, context);
-      const plane = await runtimes.lookup(request.tenant_id, request.namespace_id, request.scenario_id);
-      const state = await services.runs.load(request);
-      if (state === undefined) throw new NotFoundError("run_not_found", "run not found");
-      const { dir, named } = exportDirectory(services, context, request);
-      const extraArtifacts = services.actions.includeInRunpack
-        ? [{ path: RECEIPTS_ARTIFACT_PATH, value: await services.runs.loadReceipts(request) }]
-        : [];
-      const runpack = new FilesystemRunpack(dir);
-      const manifestName = request.manifest_name ?? DEFAULT_MANIFEST_NAME;
-      const { signer } = services.runpacks;
-      const { manifest, report } = await withFilesystemErrors(async () => {
-        const built = await buildRunpack(plane.spec, state, runpack, {
-          generatedAt: request.generated_at,
-          manifestName,
-          anchorPolicy: services.runpacks.anchorPolicy,
-          security: services.runpacks.security,
-          verification: request.include_verification ? { reader: runpack } : undefined,
-          extraArtifacts,
-        });
-        if (signer !== undefined) await writeManifestSignature(runpack, manifestName, built.manifest, signer);
-        return built;
+const runpackExport = defineTool({
+  name: "runpack_export",
+  args: ExportArgs,
+  argumentSize: "small",
+  async run(request, { services, runtimes, context }) {
+    const plane = await runtimes.admitted(context, request.tenant_id, request.namespace_id, request.scenario_id);
+    const state = await services.runs.load(request);
+    if (state === undefined) throw new NotFoundError("run_not_found", "run not found");
+    const { dir, named } = exportDirectory(services, context, request);
+    const extraArtifacts = services.actions.includeInRunpack
+      ? [{ path: RECEIPTS_ARTIFACT_PATH, value: await services.runs.loadReceipts(request) }]
+      : [];
+    const runpack = new FilesystemRunpack(dir);
+    const manifestName = request.manifest_name ?? DEFAULT_MANIFEST_NAME;
+    const { signer } = services.runpacks;
+    const { manifest, report } = await withFilesystemErrors(async () => {
+      const built = await buildRunpack(plane.spec, state, runpack, {
+        generatedAt: request.generated_at,
+        manifestName,
+        anchorPolicy: services.runpacks.anchorPolicy,
+        security: services.runpacks.security,
+        verification: request.include_verification ? { reader: runpack } : undefined,
+        extraArtifacts,
       });
-      return named ? { manifest, report } : { manifest, report, storage_uri: pathToFileURL(`${dir}/`).href };
-    },
-    async runpack_verify(args, context) {
-      const { runpack_dir, manifest_path } = decode(VerifyArgs, args, "arguments");
-      const dir = confinedPath(services, context, runpack_dir, services.scopes.tenantsReachedBy(context));
-      const report = await withFilesystemErrors(() => verifyRunpackDirectory(dir, manifest_path));
-      return { report, status: report.status };
-    },
-  };
-}
+      if (signer !== undefined) await writeManifestSignature(runpack, manifestName, built.manifest, signer);
+      return built;
+    });
+    return named ? { manifest, report } : { manifest, report, storage_uri: pathToFileURL(`${dir}/`).href };
+  },
+});
+
+const runpackVerify = defineTool({
+  name: "runpack_verify",
+  args: VerifyArgs,
+  argumentSize: "small",
+  annotations: { readOnlyHint: true, idempotentHint: true },
+  async run({ runpack_dir, manifest_path }, { services, context }) {
+    const dir = confinedPath(services, context, runpack_dir, services.scopes.tenantsReachedBy(context));
+    const report = await withFilesystemErrors(() => verifyRunpackDirectory(dir, manifest_path));
+    return { report, status: report.status };
+  },
+});
+
+export const RUNPACK_TOOLS = [runpackExport, runpackVerify];
 
 /** The named `output_dir`, or a per-run directory under the runpack root. */
 function exportDirectory(

@@ -1,19 +1,15 @@
 import { z } from "zod";
-import { ConflictError, NotFoundError } from "../../core/errors.js";
-import { LruMap } from "../../core/lru-map.js";
-import { ControlPlane, type TriggerOutcome } from "../../core/run/control-plane.js";
+import type { TriggerOutcome } from "../../core/run/control-plane.js";
 import { NextRequest, StatusRequest, SubmitRequest } from "../../core/run/requests.js";
 import { type GateEvalRecord, RunConfig, TriggerEvent } from "../../core/run/schema.js";
-import { specHash } from "../../core/spec/hash.js";
 import { ScenarioSpec } from "../../core/spec/schema.js";
-import { decode, NamespaceId, nullable, TenantId, Timestamp } from "../../core/wire/common.js";
+import { NamespaceId, nullable, TenantId, Timestamp } from "../../core/wire/common.js";
 import { disclosedGateRecords } from "../../evidence/disclosure.js";
-import type { ScenarioRecord } from "../../store/registries.js";
 import type { CallContext } from "../context.js";
 import { type FeedbackLevel, grantFeedback } from "../policy/feedback.js";
 import type { ServerServices } from "../services.js";
-import { type PageArgs, pageArgs, pageLimit } from "./paging.js";
-import type { ToolHandlers } from "./types.js";
+import { pageArgs, pageLimit } from "./paging.js";
+import { defineTool } from "./tool.js";
 
 const DefineArgs = z.object({ spec: ScenarioSpec });
 const StartArgs = z.object({
@@ -32,150 +28,113 @@ const SubmitArgs = z.object({ scenario_id: z.string(), request: SubmitRequest })
 const TriggerArgs = z.object({ scenario_id: z.string(), trigger: TriggerEvent });
 const ListArgs = z.object({ tenant_id: TenantId, namespace_id: NamespaceId, ...pageArgs });
 
-/** How many control planes are kept; one more evicts the least recently used. */
-export const PLANE_CACHE_SIZE = 256;
+const scenarioDefine = defineTool({
+  name: "scenario_define",
+  args: DefineArgs,
+  argumentSize: "document",
+  // Content-addressed: defining the same spec twice changes nothing.
+  annotations: { idempotentHint: true },
+  async run({ spec }, { services, runtimes, context }) {
+    await services.scopes.ensure(spec.default_tenant_id, spec.namespace_id, context);
+    return runtimes.define(spec);
+  },
+});
 
-/**
- * One control plane per defined scenario, built on first use and kept while it is among the `capacity` most
- * recently used: the scenario's spec is validated once, and every run of it shares the store, the evidence
- * pipeline and the policies. An evicted plane is rebuilt from the registry when next needed. Eviction cannot
- * break the serialization of calls on a run (D3): the lock is per store and run, shared by every plane over the
- * store, so a plane evicted while one of its calls is still running excludes the rebuilt plane's calls on that
- * run as before (and each commit is checked against the version it read).
- */
-export class ScenarioRuntimes {
-  private readonly planes: LruMap<string, ControlPlane>;
+const scenarioStart = defineTool({
+  name: "scenario_start",
+  args: StartArgs,
+  argumentSize: "small",
+  async run({ scenario_id, run_config, started_at, issue_entry_packets }, { services, runtimes, context }) {
+    const plane = await runtimes.admitted(context, run_config.tenant_id, run_config.namespace_id, scenario_id);
+    const { state, receipt } = await plane.start(run_config, started_at, issue_entry_packets);
+    if (receipt !== null) services.actions.log?.append(receipt);
+    return state;
+  },
+});
 
-  constructor(
-    private readonly services: ServerServices,
-    capacity = PLANE_CACHE_SIZE,
-  ) {
-    this.planes = new LruMap(capacity);
-  }
+const scenarioStatus = defineTool({
+  name: "scenario_status",
+  args: StatusArgs,
+  argumentSize: "small",
+  annotations: { readOnlyHint: true, idempotentHint: true },
+  async run({ scenario_id, request }, { runtimes, context }) {
+    const plane = await runtimes.admitted(context, request.tenant_id, request.namespace_id, scenario_id);
+    return plane.status(request);
+  },
+});
 
-  /** Validates and records a spec (engine §1.4): capabilities, strict comparators, then the core checks. */
-  async define(spec: ScenarioSpec) {
-    const hash = specHash(spec);
-    const existing = await this.services.scenarios.get(
-      spec.default_tenant_id ?? 0n,
-      spec.namespace_id,
-      spec.scenario_id,
+const scenarioNext = defineTool({
+  name: "scenario_next",
+  args: NextArgs,
+  argumentSize: "small",
+  // Providers may answer over HTTP or MCP.
+  annotations: { openWorldHint: true },
+  attachesAction: true,
+  async run({ scenario_id, request, feedback }, { services, runtimes, context }) {
+    const plane = await runtimes.admitted(context, request.tenant_id, request.namespace_id, scenario_id);
+    const outcome = await plane.next(request);
+    const block = await feedbackBlock(services, context, feedback, request, plane.spec, outcome.gateEvals);
+    const result = block === undefined ? outcome.result : { ...outcome.result, feedback: block };
+    return withAction(services, result, outcome);
+  },
+});
+
+const scenarioSubmit = defineTool({
+  name: "scenario_submit",
+  args: SubmitArgs,
+  argumentSize: "document",
+  async run({ scenario_id, request }, { runtimes, context }) {
+    const plane = await runtimes.admitted(context, request.tenant_id, request.namespace_id, scenario_id);
+    return plane.submit(request);
+  },
+});
+
+const scenarioTrigger = defineTool({
+  name: "scenario_trigger",
+  args: TriggerArgs,
+  argumentSize: "document",
+  annotations: { openWorldHint: true },
+  attachesAction: true,
+  async run({ scenario_id, trigger }, { services, runtimes, context }) {
+    const plane = await runtimes.admitted(context, trigger.tenant_id, trigger.namespace_id, scenario_id);
+    const outcome = await plane.trigger(trigger);
+    return withAction(services, outcome.result, outcome);
+  },
+});
+
+const scenariosList = defineTool({
+  name: "scenarios_list",
+  args: ListArgs,
+  argumentSize: "small",
+  annotations: { readOnlyHint: true, idempotentHint: true },
+  async run(request, { services, context }) {
+    await services.scopes.ensure(request.tenant_id, request.namespace_id, context);
+    const page = await services.scenarios.list(
+      request.tenant_id,
+      request.namespace_id,
+      request.cursor,
+      pageLimit(request),
     );
-    const sameScope = existing !== undefined && existing.tenant_id === spec.default_tenant_id;
-    if (sameScope && existing.spec_hash.value !== hash.value) {
-      throw new ConflictError("scenario_exists", "scenario already defined");
-    }
-    if (!sameScope) {
-      this.services.evidence.validateSpec(spec);
-      this.planeFor({
-        tenant_id: spec.default_tenant_id,
-        namespace_id: spec.namespace_id,
-        scenario_id: spec.scenario_id,
-        spec,
-        spec_hash: hash,
-      });
-      await this.services.scenarios.define(spec, hash);
-    }
-    return { scenario_id: spec.scenario_id, spec_hash: hash };
-  }
+    return {
+      items: page.items.map((item) => ({
+        scenario_id: item.scenario_id,
+        namespace_id: item.namespace_id,
+        spec_hash: item.spec_hash,
+      })),
+      next_token: page.next_token,
+    };
+  },
+});
 
-  /** The control plane of a scenario the tenant can see in the namespace. */
-  async lookup(tenantId: bigint, namespaceId: bigint, scenarioId: string): Promise<ControlPlane> {
-    const record = await this.services.scenarios.get(tenantId, namespaceId, scenarioId);
-    if (record === undefined) throw new NotFoundError("scenario_not_defined", "scenario not defined");
-    return this.planeFor(record);
-  }
-
-  private planeFor(record: ScenarioRecord): ControlPlane {
-    const key = `${record.tenant_id ?? "*"}/${record.namespace_id}/${record.scenario_id}/${record.spec_hash.value}`;
-    let plane = this.planes.get(key);
-    if (plane === undefined) {
-      const { runs, evidence, dispatchPolicy } = this.services;
-      plane = new ControlPlane(record.spec, {
-        store: runs,
-        evidence: this.services.decisionEvidence,
-        trust: evidence.trust,
-        recordDisclosure: evidence.recordDisclosure,
-        dispatchPolicy,
-        backoff: jitteredBackoff,
-        receipts: this.services.actions.issuer ?? undefined,
-      });
-      this.planes.set(key, plane);
-    }
-    return plane;
-  }
-}
-
-/** Up to 2^attempt ms (capped at 100 ms), randomized so that racing processes fall out of step. */
-function jitteredBackoff(attempt: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(100, 2 ** attempt)));
-}
-
-export function scenarioTools(services: ServerServices, runtimes: ScenarioRuntimes): ToolHandlers {
-  const allowNamespace = (tenantId: bigint | null, namespaceId: bigint, context: CallContext) =>
-    services.scopes.ensure(tenantId, namespaceId, context);
-  return {
-    async scenario_define(args, context) {
-      const { spec } = decode(DefineArgs, args, "arguments");
-      await allowNamespace(spec.default_tenant_id, spec.namespace_id, context);
-      return runtimes.define(spec);
-    },
-    async scenario_start(args, context) {
-      const { scenario_id, run_config, started_at, issue_entry_packets } = decode(StartArgs, args, "arguments");
-      await allowNamespace(run_config.tenant_id, run_config.namespace_id, context);
-      const plane = await runtimes.lookup(run_config.tenant_id, run_config.namespace_id, scenario_id);
-      const { state, receipt } = await plane.startWithReceipt(run_config, started_at, issue_entry_packets);
-      if (receipt !== null) services.actions.log?.append(receipt);
-      return state;
-    },
-    async scenario_status(args, context) {
-      const { scenario_id, request } = decode(StatusArgs, args, "arguments");
-      await allowNamespace(request.tenant_id, request.namespace_id, context);
-      const plane = await runtimes.lookup(request.tenant_id, request.namespace_id, scenario_id);
-      return plane.status(request);
-    },
-    async scenario_next(args, context) {
-      const { scenario_id, request, feedback } = decode(NextArgs, args, "arguments");
-      await allowNamespace(request.tenant_id, request.namespace_id, context);
-      const plane = await runtimes.lookup(request.tenant_id, request.namespace_id, scenario_id);
-      const outcome = await plane.nextWithEvaluations(request);
-      const block = await feedbackBlock(services, context, feedback, request, plane.spec, outcome.gateEvals);
-      const result = block === undefined ? outcome.result : { ...outcome.result, feedback: block };
-      return withAction(services, result, outcome);
-    },
-    async scenario_submit(args, context) {
-      const { scenario_id, request } = decode(SubmitArgs, args, "arguments");
-      await allowNamespace(request.tenant_id, request.namespace_id, context);
-      const plane = await runtimes.lookup(request.tenant_id, request.namespace_id, scenario_id);
-      return plane.submit(request);
-    },
-    async scenario_trigger(args, context) {
-      const { scenario_id, trigger } = decode(TriggerArgs, args, "arguments");
-      await allowNamespace(trigger.tenant_id, trigger.namespace_id, context);
-      const plane = await runtimes.lookup(trigger.tenant_id, trigger.namespace_id, scenario_id);
-      const outcome = await plane.triggerWithReceipt(trigger);
-      return withAction(services, outcome.result, outcome);
-    },
-    async scenarios_list(args, context) {
-      const request = decode(ListArgs, args, "arguments") as PageArgs & { tenant_id: bigint; namespace_id: bigint };
-      await allowNamespace(request.tenant_id, request.namespace_id, context);
-      const page = await services.scenarios.list(
-        request.tenant_id,
-        request.namespace_id,
-        request.cursor,
-        pageLimit(request),
-      );
-      return {
-        items: page.items.map((item) => ({
-          scenario_id: item.scenario_id,
-          namespace_id: item.namespace_id,
-          spec_hash: item.spec_hash,
-        })),
-        next_token: page.next_token,
-      };
-    },
-  };
-}
+export const SCENARIO_TOOLS = [
+  scenarioDefine,
+  scenarioStart,
+  scenarioStatus,
+  scenarioNext,
+  scenarioSubmit,
+  scenarioTrigger,
+  scenariosList,
+];
 
 /** Adds the decision's action receipt as `action` (spec §6), logging it when it was just issued. */
 function withAction<T extends object>(services: ServerServices, result: T, outcome: TriggerOutcome) {

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { AccessDeniedError, ConflictError, InvalidInputError, NotFoundError } from "../../core/errors.js";
-import { decode, NamespaceId, TenantId } from "../../core/wire/common.js";
+import { NamespaceId, TenantId } from "../../core/wire/common.js";
 import { compileJsonSchema, messageOf } from "../../evidence/contracts/load.js";
 import { verifyStrict } from "../../evidence/trust/ed25519.js";
 import { canonicalBytes, compactJson } from "../../json/write.js";
@@ -10,7 +10,7 @@ import type { CallContext } from "../context.js";
 import type { RegistryAction } from "../policy/registry-acl.js";
 import type { ServerServices } from "../services.js";
 import { pageArgs, pageLimit } from "./paging.js";
-import type { ToolHandlers } from "./types.js";
+import { defineTool } from "./tool.js";
 
 const RegisterArgs = z.object({ record: DataShapeRecord });
 const ListArgs = z.object({ tenant_id: TenantId, namespace_id: NamespaceId, ...pageArgs });
@@ -21,57 +21,76 @@ const GetArgs = z.object({
   version: z.string(),
 });
 
-export function schemaTools(services: ServerServices): ToolHandlers {
-  const { schemas } = services;
-  const admit = async (
-    context: CallContext,
-    action: RegistryAction,
-    scope: { tenant_id: bigint; namespace_id: bigint; schema_id?: string; version?: string },
-  ) => {
-    await services.scopes.ensure(scope.tenant_id, scope.namespace_id, context);
-    const decision = services.schemaRegistry.acl.decide(context.auth, action, scope);
-    services.audit.registry({
-      ...auditCorrelation(context),
-      tenant_id: scope.tenant_id,
-      namespace_id: scope.namespace_id,
-      action,
-      allowed: decision.allowed,
-      reason: decision.reason,
-      principal_id: context.auth.principalId,
-      roles: decision.roles,
-      policy_class: decision.policyClass,
-      schema_id: scope.schema_id ?? null,
-      schema_version: scope.version ?? null,
-    });
-    services.schemaRegistry.acl.enforce(decision);
-  };
-  return {
-    async schemas_register(args, context) {
-      const { record } = decode(RegisterArgs, args, "arguments");
-      await admit(context, "register", record);
-      checkSigning(services, record);
-      await checkLimits(services, record);
-      try {
-        compileJsonSchema(record.schema);
-      } catch (error) {
-        throw new InvalidInputError(`invalid schema: ${messageOf(error)}`);
-      }
-      await schemas.register(record);
-      return { record };
-    },
-    async schemas_list(args, context) {
-      const request = decode(ListArgs, args, "arguments");
-      await admit(context, "list", request);
-      return schemas.list(request.tenant_id, request.namespace_id, request.cursor, pageLimit(request));
-    },
-    async schemas_get(args, context) {
-      const request = decode(GetArgs, args, "arguments");
-      await admit(context, "get", request);
-      const record = await schemas.get(request.tenant_id, request.namespace_id, request.schema_id, request.version);
-      if (record === undefined) throw new NotFoundError("schema_not_found", "schema not found");
-      return { record };
-    },
-  };
+const schemasRegister = defineTool({
+  name: "schemas_register",
+  args: RegisterArgs,
+  argumentSize: "document",
+  // Registering the same record twice changes nothing.
+  annotations: { idempotentHint: true },
+  async run({ record }, { services, context }) {
+    await admit(services, context, "register", record);
+    checkSigning(services, record);
+    await checkLimits(services, record);
+    try {
+      compileJsonSchema(record.schema);
+    } catch (error) {
+      throw new InvalidInputError(`invalid schema: ${messageOf(error)}`);
+    }
+    await services.schemas.register(record);
+    return { record };
+  },
+});
+
+const schemasList = defineTool({
+  name: "schemas_list",
+  args: ListArgs,
+  argumentSize: "small",
+  annotations: { readOnlyHint: true, idempotentHint: true },
+  async run(request, { services, context }) {
+    await admit(services, context, "list", request);
+    return services.schemas.list(request.tenant_id, request.namespace_id, request.cursor, pageLimit(request));
+  },
+});
+
+const schemasGet = defineTool({
+  name: "schemas_get",
+  args: GetArgs,
+  argumentSize: "small",
+  annotations: { readOnlyHint: true, idempotentHint: true },
+  async run(request, { services, context }) {
+    await admit(services, context, "get", request);
+    const { schemas } = services;
+    const record = await schemas.get(request.tenant_id, request.namespace_id, request.schema_id, request.version);
+    if (record === undefined) throw new NotFoundError("schema_not_found", "schema not found");
+    return { record };
+  },
+});
+
+export const SCHEMA_TOOLS = [schemasRegister, schemasList, schemasGet];
+
+/** The namespace scope, then the registry ACL; every ACL decision is audited (`registry_audit`). */
+async function admit(
+  services: ServerServices,
+  context: CallContext,
+  action: RegistryAction,
+  scope: { tenant_id: bigint; namespace_id: bigint; schema_id?: string; version?: string },
+): Promise<void> {
+  await services.scopes.ensure(scope.tenant_id, scope.namespace_id, context);
+  const decision = services.schemaRegistry.acl.decide(context.auth, action, scope);
+  services.audit.registry({
+    ...auditCorrelation(context),
+    tenant_id: scope.tenant_id,
+    namespace_id: scope.namespace_id,
+    action,
+    allowed: decision.allowed,
+    reason: decision.reason,
+    principal_id: context.auth.principalId,
+    roles: decision.roles,
+    policy_class: decision.policyClass,
+    schema_id: scope.schema_id ?? null,
+    schema_version: scope.version ?? null,
+  });
+  services.schemaRegistry.acl.enforce(decision);
 }
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;

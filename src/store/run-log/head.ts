@@ -4,17 +4,16 @@ import { type LogCounts, type RunHead, type RunKey, runKeyText } from "../../cor
 import { decode, HashDigest, Timestamp } from "../../core/wire/common.js";
 import { sha256Hex } from "../../json/hash.js";
 import { parseJson } from "../../json/parse.js";
-import type { JsonValue } from "../../json/value.js";
 import { canonicalJson } from "../../json/write.js";
 import { storeCorrupt } from "../stored-bytes.js";
-import { countsIn } from "./records.js";
+import { countsIn, LOG_NAMES } from "./records.js";
 
 /*
  * A run's head as a database row: text columns with a checksum over all of them (`head_hash`), so a head edited
  * or torn outside the store is detected when read.
  */
 
-/** The columns of a head row, besides the backend's own key and the checksum. */
+/** The columns of a head row, besides the backend's own key and the checksum: one count column per log. */
 export interface HeadFields extends LogCounts {
   tenant_id: string;
   namespace_id: string;
@@ -28,6 +27,35 @@ export interface HeadFields extends LogCounts {
   version: number;
   chain_tip: string;
 }
+
+/** A head row as a backend stores it and reads it back: the columns and their checksum. */
+export type StoredHead = HeadFields & { head_hash: string };
+
+/** Every column of a head row besides the checksum, in checksum order. */
+export const HEAD_COLUMNS: readonly (keyof HeadFields)[] = [
+  "tenant_id",
+  "namespace_id",
+  "run_id",
+  "scenario_id",
+  "spec_hash",
+  "current_stage_id",
+  "stage_entered_at",
+  "status",
+  "dispatch_targets",
+  ...LOG_NAMES,
+  "version",
+  "chain_tip",
+];
+
+/** The columns a commit changes (the run's identity never changes). */
+export const MOVING_HEAD_COLUMNS: readonly (keyof HeadFields)[] = [
+  "current_stage_id",
+  "stage_entered_at",
+  "status",
+  ...LOG_NAMES,
+  "version",
+  "chain_tip",
+];
 
 /** What a head row says about a run besides its position in the log. */
 type RunIdentity = RunKey & Pick<RunState, "scenario_id" | "spec_hash" | "dispatch_targets">;
@@ -47,9 +75,9 @@ export function headFields(
     namespace_id: String(run.namespace_id),
     run_id: run.run_id,
     scenario_id: run.scenario_id,
-    spec_hash: canonicalJson(run.spec_hash as unknown as JsonValue),
+    spec_hash: canonicalJson(run.spec_hash),
     ...positionFields(at),
-    dispatch_targets: canonicalJson(run.dispatch_targets as unknown as JsonValue),
+    dispatch_targets: canonicalJson(run.dispatch_targets),
     ...counts,
     version,
     chain_tip: chainTip,
@@ -59,38 +87,23 @@ export function headFields(
 export function positionFields(at: RunPosition): Pick<HeadFields, "current_stage_id" | "stage_entered_at" | "status"> {
   return {
     current_stage_id: at.current_stage_id,
-    stage_entered_at: canonicalJson(at.stage_entered_at as unknown as JsonValue),
+    stage_entered_at: canonicalJson(at.stage_entered_at),
     status: at.status,
   };
 }
 
 /** A checksum over every head column. */
 export function headHash(fields: HeadFields): string {
-  return sha256Hex(
-    JSON.stringify([
-      fields.tenant_id,
-      fields.namespace_id,
-      fields.run_id,
-      fields.scenario_id,
-      fields.spec_hash,
-      fields.current_stage_id,
-      fields.stage_entered_at,
-      fields.status,
-      fields.dispatch_targets,
-      fields.triggers,
-      fields.gate_evals,
-      fields.decisions,
-      fields.packets,
-      fields.submissions,
-      fields.tool_calls,
-      fields.version,
-      fields.chain_tip,
-    ]),
-  );
+  return sha256Hex(JSON.stringify(HEAD_COLUMNS.map((column) => fields[column])));
+}
+
+/** The head row of `fields`: the columns with their checksum. */
+export function storedHead(fields: HeadFields): StoredHead {
+  return { ...fields, head_hash: headHash(fields) };
 }
 
 /** The columns of a stored head row, checked against the row's checksum. */
-export function verifiedFields(key: RunKey, row: HeadFields & { head_hash: string }): HeadFields {
+export function verifiedFields(key: RunKey, row: StoredHead): HeadFields {
   const fields: HeadFields = {
     tenant_id: row.tenant_id,
     namespace_id: row.namespace_id,

@@ -1,69 +1,35 @@
-import type { z } from "zod";
 import { ControlPlaneError, InternalError } from "../../core/errors.js";
 import {
-  DecisionRecord,
-  GateEvalRecord,
-  PacketRecord,
-  SubmissionRecord,
-  ToolCallRecord,
-  TriggerRecord,
-} from "../../core/run/schema.js";
-import { type AppendedRecords, type LogCounts, type RunKey, runKeyText } from "../../core/run/store.js";
+  type AppendedRecords,
+  type LogCounts,
+  type LogName,
+  logOf,
+  type OnePerTriggerKind,
+  RECORD_KIND_ORDER,
+  RECORD_KINDS,
+  type RecordKind,
+  type RecordOf,
+  type RunKey,
+  runKeyText,
+} from "../../core/run/store.js";
 import { sha256Hex } from "../../json/hash.js";
-import type { JsonValue } from "../../json/value.js";
 import { canonicalJson } from "../../json/write.js";
 import { storeCorrupt } from "../stored-bytes.js";
 
 /*
  * How every run-state backend stores a run's records: canonical JSON with its sha256, a place in the run's log
  * (`position` over all kinds, `seq` per kind), lookup columns, and a hash chain per run. Backends keep these rows
- * as they are; the verification in `verified-log.ts` reads them back as untrusted.
+ * as they are; the verification in `verified-log.ts` reads them back as untrusted. What differs between kinds
+ * comes from the table of record kinds (`RECORD_KINDS` in src/core/run/store.ts).
  */
 
 /** The largest stored record (the reference's `MAX_STATE_BYTES`). */
 export const MAX_STATE_BYTES = 16 * 1024 * 1024;
 
-/** Record kinds in the order a commit appends them. */
-export const RECORD_KINDS = ["trigger", "gate_eval", "decision", "packet", "submission", "tool_call"] as const;
-export type RecordKind = (typeof RECORD_KINDS)[number];
-export type LogName = keyof LogCounts;
+/** The names of a run's logs, in the order a commit appends to them. */
+export const LOG_NAMES: readonly LogName[] = RECORD_KIND_ORDER.map((kind) => RECORD_KINDS[kind].log);
 
-export interface RecordTypes {
-  trigger: TriggerRecord;
-  gate_eval: GateEvalRecord;
-  decision: DecisionRecord;
-  packet: PacketRecord;
-  submission: SubmissionRecord;
-  tool_call: ToolCallRecord;
-}
-export type AnyRecord = RecordTypes[RecordKind];
-
-/** Which log each kind belongs to, and the schema its stored records must decode with. */
-export const LOG_OF: { [K in RecordKind]: LogName } = {
-  trigger: "triggers",
-  gate_eval: "gate_evals",
-  decision: "decisions",
-  packet: "packets",
-  submission: "submissions",
-  tool_call: "tool_calls",
-};
-export const SCHEMA_OF: { [K in RecordKind]: z.ZodType<RecordTypes[K], unknown> } = {
-  trigger: TriggerRecord,
-  gate_eval: GateEvalRecord,
-  decision: DecisionRecord,
-  packet: PacketRecord,
-  submission: SubmissionRecord,
-  tool_call: ToolCallRecord,
-};
-
-/**
- * Kinds whose trigger ids are idempotency keys: a run holds at most one trigger record and one decision per
- * trigger id, and backends list them a second time, apart from the lookup index (see `TriggerListEntry`).
- */
-export const KEYED_KINDS = ["trigger", "decision"] as const;
-export type KeyedKind = (typeof KEYED_KINDS)[number];
-
-/** Indexed columns that records are looked up by. */
+/** Indexed columns that records are looked up by (the ids of the kinds table; null where a kind has none). */
 export interface Lookups {
   trigger_id: string | null;
   decision_id: string | null;
@@ -85,78 +51,72 @@ export interface ChainedRecord extends EncodedRecord {
   prevHash: string;
 }
 
-/** One entry of a run's trigger list: the seq of the record of `kind` that a trigger id names. */
+/**
+ * One entry of a run's trigger list: the seq of the record of `kind` that a trigger id names. Backends keep the
+ * list apart from the lookup index, as a second way to find a trigger's records (see `VerifiedRunLog`).
+ */
 export interface TriggerListEntry {
-  kind: KeyedKind;
+  kind: OnePerTriggerKind;
   trigger_id: string;
   seq: number;
 }
 
-export function zeroCounts(): LogCounts {
-  return { triggers: 0, gate_evals: 0, decisions: 0, packets: 0, submissions: 0, tool_calls: 0 };
+function countsBy(count: (log: LogName) => number): LogCounts {
+  const counts = {} as LogCounts;
+  for (const log of LOG_NAMES) counts[log] = count(log);
+  return counts;
 }
 
+export function zeroCounts(): LogCounts {
+  return countsBy(() => 0);
+}
+
+/** Just the counts of an object that holds them among other fields (a head row). */
 export function countsIn(fields: LogCounts): LogCounts {
-  const { triggers, gate_evals, decisions, packets, submissions, tool_calls } = fields;
-  return { triggers, gate_evals, decisions, packets, submissions, tool_calls };
+  return countsBy((log) => fields[log]);
 }
 
 export function totalOf(counts: LogCounts): number {
-  return RECORD_KINDS.reduce((sum, kind) => sum + counts[LOG_OF[kind]], 0);
+  return LOG_NAMES.reduce((sum, log) => sum + counts[log], 0);
 }
 
-export function isKeyedKind(kind: RecordKind): kind is KeyedKind {
-  return kind === "trigger" || kind === "decision";
+export function isOnePerTrigger(kind: RecordKind): kind is OnePerTriggerKind {
+  return RECORD_KINDS[kind].onePerTrigger === true;
 }
 
-export function lookupsOf(kind: RecordKind, record: AnyRecord): Lookups {
-  const none: Lookups = { trigger_id: null, decision_id: null, submission_id: null };
-  switch (kind) {
-    case "trigger":
-      return { ...none, trigger_id: (record as TriggerRecord).event.trigger_id };
-    case "gate_eval":
-      return { ...none, trigger_id: (record as GateEvalRecord).trigger_id };
-    case "decision": {
-      const decision = record as DecisionRecord;
-      return { ...none, trigger_id: decision.trigger_id, decision_id: decision.decision_id };
-    }
-    case "packet":
-      return { ...none, decision_id: (record as PacketRecord).decision_id };
-    case "submission":
-      return { ...none, submission_id: (record as SubmissionRecord).submission_id };
-    case "tool_call":
-      return none;
-  }
+export function lookupsOf<K extends RecordKind>(kind: K, record: RecordOf<K>): Lookups {
+  const ids = RECORD_KINDS[kind].ids(record);
+  return {
+    trigger_id: ids.trigger_id ?? null,
+    decision_id: ids.decision_id ?? null,
+    submission_id: ids.submission_id ?? null,
+  };
 }
 
-/** The seq a trigger or decision record carries in its own JSON (other kinds have none). */
-export function seqOf(kind: RecordKind, record: AnyRecord): number | null {
-  if (kind === "trigger" || kind === "decision") return Number((record as TriggerRecord | DecisionRecord).seq);
-  return null;
+/** The seq a record carries in its own JSON, for the kinds that carry one. */
+export function seqOf<K extends RecordKind>(kind: K, record: RecordOf<K>): number | null {
+  const seq = RECORD_KINDS[kind].seq;
+  return seq === undefined ? null : Number(seq(record));
 }
 
-/** Canonical bytes of every appended record, in log order (triggers first, tool calls last). */
+/** Canonical bytes of every appended record, in log order (the kinds table's order). */
 export function encodeAppended(appended: AppendedRecords): EncodedRecord[] {
   const encoded: EncodedRecord[] = [];
-  for (const kind of RECORD_KINDS) {
-    for (const record of appended[LOG_OF[kind]] as AnyRecord[]) {
-      const bytes = Buffer.from(canonicalJson(record as unknown as JsonValue), "utf8");
-      if (bytes.length > MAX_STATE_BYTES) {
-        throw new ControlPlaneError(
-          "record_too_large",
-          `run state record exceeds size limit: ${bytes.length} bytes (max ${MAX_STATE_BYTES})`,
-        );
-      }
-      encoded.push({
-        kind,
-        recordSeq: seqOf(kind, record),
-        bytes,
-        sha256: sha256Hex(bytes),
-        ...lookupsOf(kind, record),
-      });
-    }
-  }
+  for (const kind of RECORD_KIND_ORDER) encodeLog(kind, logOf(appended, kind), encoded);
   return encoded;
+}
+
+function encodeLog<K extends RecordKind>(kind: K, records: readonly RecordOf<K>[], into: EncodedRecord[]): void {
+  for (const record of records) {
+    const bytes = Buffer.from(canonicalJson(record), "utf8");
+    if (bytes.length > MAX_STATE_BYTES) {
+      throw new ControlPlaneError(
+        "record_too_large",
+        `run state record exceeds size limit: ${bytes.length} bytes (max ${MAX_STATE_BYTES})`,
+      );
+    }
+    into.push({ kind, recordSeq: seqOf(kind, record), bytes, sha256: sha256Hex(bytes), ...lookupsOf(kind, record) });
+  }
 }
 
 /** Gives each record its position, seq and chain link after a log at `counts` ending in `chainTip`. */
@@ -165,7 +125,7 @@ export function chainRecords(counts: LogCounts, chainTip: string, encoded: Encod
   let position = totalOf(counts);
   let tip = chainTip;
   const records = encoded.map((record): ChainedRecord => {
-    const log = LOG_OF[record.kind];
+    const log = RECORD_KINDS[record.kind].log;
     next[log]++;
     if (record.recordSeq !== null && record.recordSeq !== next[log]) {
       throw new InternalError(`${record.kind} seq ${record.recordSeq} appended as ${next[log]} in ${runKeyText(key)}`);
@@ -186,7 +146,7 @@ export function chainRecords(counts: LogCounts, chainTip: string, encoded: Encod
 export function triggerListEntries(records: readonly ChainedRecord[]): TriggerListEntry[] {
   const entries: TriggerListEntry[] = [];
   for (const record of records) {
-    if (isKeyedKind(record.kind) && record.trigger_id !== null) {
+    if (isOnePerTrigger(record.kind) && record.trigger_id !== null) {
       entries.push({ kind: record.kind, trigger_id: record.trigger_id, seq: record.seq });
     }
   }

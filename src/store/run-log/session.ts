@@ -1,19 +1,14 @@
 import type { DecisionRecord, PacketRecord, SubmissionRecord, TriggerEvent } from "../../core/run/schema.js";
 import type { RunHead, RunSession, StoredReceipt } from "../../core/run/store.js";
+import type { RunReceipts } from "./backend.js";
 import type { VerifiedRunLog } from "./verified-log.js";
-
-/** A run's action receipts as a backend reads them (each verified against its own stored hash). */
-export interface ReceiptReads {
-  last(): StoredReceipt | undefined;
-  ofDecision(decisionId: string): StoredReceipt | undefined;
-}
 
 /** The read view of one run that every backend hands the control plane: all reads go through the verified log. */
 export class VerifiedRunSession implements RunSession {
   constructor(
     readonly head: RunHead,
     private readonly log: VerifiedRunLog,
-    private readonly receipts: ReceiptReads,
+    private readonly receipts: RunReceipts,
   ) {}
 
   async decisionForTrigger(triggerId: string): Promise<DecisionRecord | undefined> {

@@ -1,31 +1,27 @@
-import { DecisionGateError } from "../../core/errors.js";
 import type { PacketRecord, SubmissionRecord } from "../../core/run/schema.js";
 import {
   type AppendedRecords,
   emptyAppendedRecords,
   type LogCounts,
-  type RunCheckDepth,
+  logOf,
+  type OnePerTriggerKind,
+  RECORD_KIND_ORDER,
+  RECORD_KINDS,
+  type RecordKind,
+  type RecordOf,
   type RunKey,
-  type RunStoreCheck,
   runKeyText,
 } from "../../core/run/store.js";
 import { decodeVerified, storeCorrupt } from "../stored-bytes.js";
+import type { RunLogSource, StoredRecord } from "./backend.js";
+import type { KnownTail } from "./known-tails.js";
 import {
-  type AnyRecord,
-  type ChainedRecord,
   genesisHash,
-  isKeyedKind,
-  type KeyedKind,
-  LOG_OF,
-  type LogName,
-  type Lookups,
+  isOnePerTrigger,
+  LOG_NAMES,
   linkHash,
   lookupsOf,
   MAX_STATE_BYTES,
-  RECORD_KINDS,
-  type RecordKind,
-  type RecordTypes,
-  SCHEMA_OF,
   seqOf,
   totalOf,
   zeroCounts,
@@ -39,74 +35,10 @@ import {
  * and the run's separate trigger list agree, so a damaged index cannot make a decided trigger look new.
  */
 
-/** A record row as a backend reads it back: every column untrusted. */
-export interface StoredRecord extends Lookups {
-  position: number;
-  kind: string;
-  seq: number;
-  record_json: unknown;
-  record_sha256: string;
-  prev_hash: string;
-}
-
-/** A trigger-list row as a backend reads it back. */
-export interface StoredTriggerEntry {
-  kind: string;
-  trigger_id: string;
-  seq: number;
-}
-
-/** The raw reads of one run that a backend supplies. Results may be anything: the caller verifies them. */
-export interface RunLogSource {
-  atPosition(position: number): StoredRecord | undefined;
-  /** The `prev_hash` column of the record at `position` (the link of the record before it). */
-  prevHashAt(position: number): string | undefined;
-  bySeq(kind: RecordKind, seq: number): StoredRecord | undefined;
-  /** Through the lookup index: the first record of `kind` naming `triggerId` with a seq up to `maxSeq`. */
-  firstByTrigger(kind: KeyedKind, triggerId: string, maxSeq: number): StoredRecord | undefined;
-  /** From the trigger list, kept apart from the lookup index: the seq of that record, whatever its seq. */
-  listedTrigger(kind: KeyedKind, triggerId: string): number | undefined;
-  /** Packets naming the decision with a packet seq up to `maxSeq`, in seq order. */
-  packetsOf(decisionId: string, maxSeq: number): StoredRecord[];
-  /** The newest submission with this id and a seq up to `maxSeq`. */
-  lastSubmission(submissionId: string, maxSeq: number): StoredRecord | undefined;
-  /** Records of `kind` with a seq up to `maxSeq`, in seq order. */
-  upToSeq(kind: RecordKind, maxSeq: number): StoredRecord[];
-  /** Every record of the run in position order. */
-  wholeLog(): StoredRecord[];
-  /** Every trigger-list row of the run. */
-  triggerList(): StoredTriggerEntry[];
-}
-
 /** How far a read view of a run reaches: the head's counts and the link hash of its newest record. */
 export interface LogView {
   counts: LogCounts;
   chainTip: string;
-}
-
-/**
- * The newest record of a run as this process last wrote or verified it, with the chain tip it ends. While a run's
- * head still names that tip, opening the run compares the stored tail with it byte for byte instead of decoding
- * and hashing it again (a differing byte, column or link falls back to the full check, and so still fails closed).
- */
-export interface KnownTail {
-  chainTip: string;
-  row: StoredRecord & { record_json: Uint8Array };
-}
-
-/** The stored form of a record just chained, as a backend keeps it and reads it back. */
-export function storedForm(record: ChainedRecord): StoredRecord & { record_json: Uint8Array } {
-  return {
-    position: record.position,
-    kind: record.kind,
-    seq: record.seq,
-    trigger_id: record.trigger_id,
-    decision_id: record.decision_id,
-    submission_id: record.submission_id,
-    record_json: record.bytes,
-    record_sha256: record.sha256,
-    prev_hash: record.prevHash,
-  };
 }
 
 /** What a full verification of a run found (it throws on the first problem, so this is the healthy case). */
@@ -117,7 +49,7 @@ export interface RunCheck {
 interface LogEntry {
   row: StoredRecord;
   kind: RecordKind;
-  record: AnyRecord;
+  record: RecordOf<RecordKind>;
 }
 
 export class VerifiedRunLog {
@@ -142,7 +74,7 @@ export class VerifiedRunLog {
     if (tail === undefined) throw this.corrupt(`log truncated: record ${total} missing`);
     if (known !== undefined && known.chainTip === this.view.chainTip && sameRow(known.row, tail)) return known;
     const kind = this.kindOf(tail);
-    if (tail.seq !== this.view.counts[LOG_OF[kind]]) throw this.corrupt(`record ${total}: not the last ${kind}`);
+    if (tail.seq !== this.countOf(kind)) throw this.corrupt(`record ${total}: not the last ${kind}`);
     this.verifyRecord(tail, kind);
     if (linkHash(tail.prev_hash, tail) !== this.view.chainTip) {
       throw this.corrupt(`record ${total}: chain tip does not match the head`);
@@ -155,8 +87,8 @@ export class VerifiedRunLog {
    * must agree with the trigger list: a record one of them finds and the other does not (an index entry lost, a
    * lookup column edited) fails closed, so a trigger already decided is never taken for a new one.
    */
-  firstForTrigger<K extends KeyedKind>(kind: K, triggerId: string): RecordTypes[K] | undefined {
-    const maxSeq = this.view.counts[LOG_OF[kind]];
+  firstForTrigger<K extends OnePerTriggerKind>(kind: K, triggerId: string): RecordOf<K> | undefined {
+    const maxSeq = this.countOf(kind);
     const indexed = this.source.firstByTrigger(kind, triggerId, maxSeq);
     const listedSeq = this.source.listedTrigger(kind, triggerId);
     const listed = listedSeq !== undefined && listedSeq <= maxSeq ? listedSeq : undefined;
@@ -169,8 +101,8 @@ export class VerifiedRunLog {
     return indexed === undefined ? undefined : this.served(indexed, kind);
   }
 
-  lastOf<K extends RecordKind>(kind: K): RecordTypes[K] | undefined {
-    const seq = this.view.counts[LOG_OF[kind]];
+  lastOf<K extends RecordKind>(kind: K): RecordOf<K> | undefined {
+    const seq = this.countOf(kind);
     if (seq === 0) return undefined;
     const row = this.source.bySeq(kind, seq);
     if (row === undefined) throw this.corrupt(`log truncated: ${kind} ${seq} missing`);
@@ -186,8 +118,8 @@ export class VerifiedRunLog {
     return row === undefined ? undefined : this.served(row, "submission");
   }
 
-  allOf<K extends RecordKind>(kind: K): RecordTypes[K][] {
-    const maxSeq = this.view.counts[LOG_OF[kind]];
+  allOf<K extends RecordKind>(kind: K): RecordOf<K>[] {
+    const maxSeq = this.countOf(kind);
     const rows = this.source.upToSeq(kind, maxSeq);
     if (rows.length !== maxSeq) throw this.corrupt(`log truncated: ${rows.length} of ${maxSeq} ${kind} records`);
     return this.servedAll(rows, kind);
@@ -205,8 +137,8 @@ export class VerifiedRunLog {
    */
   verifyAll(): RunCheck {
     const { entries } = this.walk(this.source.wholeLog());
-    for (const kind of RECORD_KINDS) {
-      const found = this.source.upToSeq(kind, this.view.counts[LOG_OF[kind]]).map((row) => row.position);
+    for (const kind of RECORD_KIND_ORDER) {
+      const found = this.source.upToSeq(kind, this.countOf(kind)).map((row) => row.position);
       const expected = entries.filter((entry) => entry.kind === kind).map((entry) => entry.row.position);
       if (found.join() !== expected.join()) throw this.corrupt(`the seq index of ${kind} records is incomplete`);
     }
@@ -226,15 +158,15 @@ export class VerifiedRunLog {
       if (row.position !== index + 1) throw this.corrupt(`log truncated: record ${index + 1} missing`);
       if (row.prev_hash !== chain) throw this.corrupt(`record ${row.position}: chain link broken`);
       const kind = this.kindOf(row);
-      const log = LOG_OF[kind];
+      const log = RECORD_KINDS[kind].log;
       seen[log]++;
       if (row.seq !== seen[log]) throw this.corrupt(`record ${row.position}: ${kind} ${row.seq} out of order`);
       const record = this.verifyRecord(row, kind);
-      (logs[log] as AnyRecord[]).push(record);
+      logOf(logs, kind).push(record);
       entries.push({ row, kind, record });
       chain = linkHash(chain, row);
     }
-    for (const log of Object.keys(seen) as LogName[]) {
+    for (const log of LOG_NAMES) {
       if (seen[log] !== this.view.counts[log]) {
         throw this.corrupt(`log truncated: ${seen[log]} of ${this.view.counts[log]} ${log} records`);
       }
@@ -247,12 +179,12 @@ export class VerifiedRunLog {
   private verifyTriggerLookups(entries: LogEntry[]): void {
     const firsts = new Map<string, number>();
     for (const { row, kind } of entries) {
-      if (!isKeyedKind(kind) || row.trigger_id === null) continue;
+      if (!isOnePerTrigger(kind) || row.trigger_id === null) continue;
       const trigger = JSON.stringify(row.trigger_id);
       const key = `${kind}\n${row.trigger_id}`;
       if (firsts.has(key)) throw this.corrupt(`record ${row.position}: a second ${kind} for trigger ${trigger}`);
       firsts.set(key, row.seq);
-      const indexed = this.source.firstByTrigger(kind, row.trigger_id, this.view.counts[LOG_OF[kind]]);
+      const indexed = this.source.firstByTrigger(kind, row.trigger_id, this.countOf(kind));
       if (indexed?.position !== row.position) {
         throw this.corrupt(`record ${row.position}: trigger ${trigger} not found through the lookup index`);
       }
@@ -298,14 +230,14 @@ export class VerifiedRunLog {
   }
 
   /** A record about to be served: checked in itself, and its link to the chain. */
-  private served<K extends RecordKind>(row: StoredRecord, kind: K): RecordTypes[K] {
+  private served<K extends RecordKind>(row: StoredRecord, kind: K): RecordOf<K> {
     const record = this.verifyRecord(row, kind);
     this.verifyLink(row, undefined);
     return record;
   }
 
   /** Records about to be served in seq order: a record's successor, when among them, gives its link. */
-  private servedAll<K extends RecordKind>(rows: StoredRecord[], kind: K): RecordTypes[K][] {
+  private servedAll<K extends RecordKind>(rows: StoredRecord[], kind: K): RecordOf<K>[] {
     return rows.map((row, index) => {
       const record = this.verifyRecord(row, kind);
       this.verifyLink(row, rows[index + 1]);
@@ -331,18 +263,23 @@ export class VerifiedRunLog {
     if (linkHash(row.prev_hash, row) !== expected) throw this.corrupt(`record ${row.position}: chain link broken`);
   }
 
+  /** How many records of `kind` the view reaches. */
+  private countOf(kind: RecordKind): number {
+    return this.view.counts[RECORD_KINDS[kind].log];
+  }
+
   private kindOf(row: StoredRecord): RecordKind {
-    const kind = RECORD_KINDS.find((candidate) => candidate === row.kind);
+    const kind = RECORD_KIND_ORDER.find((candidate) => candidate === row.kind);
     if (kind === undefined) throw this.corrupt(`record ${row.position}: unknown kind ${JSON.stringify(row.kind)}`);
     return kind;
   }
 
   /** Hash, size and schema of the stored bytes, and agreement of the lookup columns with the record. */
-  private verifyRecord<K extends RecordKind>(row: StoredRecord, kind: K): RecordTypes[K] {
+  private verifyRecord<K extends RecordKind>(row: StoredRecord, kind: K): RecordOf<K> {
     const where = `record ${row.position} (${kind} ${row.seq})`;
     const fail = (what: string) => this.corrupt(`${where}: ${what}`);
     if (row.kind !== kind) throw fail(`stored as ${row.kind}`);
-    const record = decodeVerified(SCHEMA_OF[kind], row.record_json, row.record_sha256, MAX_STATE_BYTES, fail);
+    const record = decodeVerified(RECORD_KINDS[kind].schema, row.record_json, row.record_sha256, MAX_STATE_BYTES, fail);
     const expected = lookupsOf(kind, record);
     const recordSeq = seqOf(kind, record);
     if (
@@ -375,32 +312,4 @@ function sameRow(known: StoredRecord & { record_json: Uint8Array }, row: StoredR
     row.record_json instanceof Uint8Array &&
     Buffer.compare(row.record_json, known.record_json) === 0
   );
-}
-
-/** Checks one run's log as deep as asked; returns how many records were verified. */
-export function verifyToDepth(log: VerifiedRunLog, depth: RunCheckDepth): number {
-  if (depth === "full") return log.verifyAll().records;
-  return log.verifyTail() === undefined ? 0 : 1;
-}
-
-/**
- * Verifies runs one after the other with `verifyOne` (which returns the records it verified), collecting the
- * damage found instead of stopping at it: one line per damaged run, naming it.
- */
-export function verifyEachRun(
-  keys: readonly RunKey[],
-  verifyOne: (key: RunKey) => number,
-  progress?: (checked: number, total: number) => void,
-): RunStoreCheck {
-  const check: RunStoreCheck = { runs: keys.length, records: 0, problems: [] };
-  for (const [index, key] of keys.entries()) {
-    try {
-      check.records += verifyOne(key);
-    } catch (error) {
-      if (!(error instanceof DecisionGateError)) throw error;
-      check.problems.push(error.code === "store_corrupt" ? error.message : `${runKeyText(key)}: ${error.message}`);
-    }
-    progress?.(index + 1, keys.length);
-  }
-  return check;
 }

@@ -1,6 +1,5 @@
-import type { z } from "zod";
+import { z } from "zod";
 import type { StoredReceipt } from "../../core/run/store.js";
-import { AnyJson } from "../../core/wire/common.js";
 import { sha256Hex } from "../../json/hash.js";
 import { isJsonObject } from "../../json/value.js";
 import { canonicalJson } from "../../json/write.js";
@@ -9,10 +8,11 @@ import type { SqliteDatabase, Statement } from "./database.js";
 
 const MAX_RECEIPT_BYTES = 65_536;
 
-const Receipt = AnyJson.refine(
-  (value) => isJsonObject(value) && typeof value.decision_id === "string" && typeof value.receipt_sha256 === "string",
-  "expected an action receipt",
-) as unknown as z.ZodType<StoredReceipt>;
+function isStoredReceipt(value: unknown): value is StoredReceipt {
+  return isJsonObject(value) && typeof value.decision_id === "string" && typeof value.receipt_sha256 === "string";
+}
+
+const Receipt = z.custom<StoredReceipt>(isStoredReceipt, "expected an action receipt");
 
 interface ReceiptRow {
   receipt_json: Uint8Array;

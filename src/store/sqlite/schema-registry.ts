@@ -1,6 +1,5 @@
 import { ControlPlaneError } from "../../core/errors.js";
 import { sha256Hex } from "../../json/hash.js";
-import type { JsonValue } from "../../json/value.js";
 import { canonicalBytes } from "../../json/write.js";
 import { DataShapeRecord, type Page, type SchemaRegistry } from "../registries.js";
 import {
@@ -67,7 +66,7 @@ export class SqliteSchemaRegistry implements SchemaRegistry {
 
   async register(record: DataShapeRecord): Promise<void> {
     checkSchemaSize(record, this.limits.maxSchemaBytes);
-    const bytes = canonicalBytes(record as unknown as JsonValue);
+    const bytes = canonicalBytes(record);
     const key = [String(record.tenant_id), String(record.namespace_id), record.schema_id, record.version] as const;
     const scope = { tenant: key[0], namespace: key[1] };
     this.db.write(LABEL, () => {

@@ -1,6 +1,6 @@
-import type { ScenarioSpec } from "../core/spec/schema.js";
-import type { HashDigest } from "../json/hash.js";
-import type { Page, ScenarioRecord, ScenarioRegistry } from "./registries.js";
+import type { ScenarioSpec } from "../../core/spec/schema.js";
+import type { HashDigest } from "../../json/hash.js";
+import type { Page, ScenarioRecord, ScenarioRegistry } from "../registries.js";
 import {
   afterScenarioCursor,
   checkPageLimit,
@@ -10,7 +10,7 @@ import {
   scenarioRecord,
   scenarioVisible,
   specBytes,
-} from "./registry-common.js";
+} from "../registry-common.js";
 
 /** Scenario definitions in process memory (used when the run-state store is memory too). */
 export class MemoryScenarioRegistry implements ScenarioRegistry {

@@ -1,4 +1,4 @@
-import type { DataShapeRecord, Page, SchemaRegistry } from "./registries.js";
+import type { DataShapeRecord, Page, SchemaRegistry } from "../registries.js";
 import {
   checkEntryCount,
   checkPageLimit,
@@ -8,7 +8,7 @@ import {
   type SchemaLimits,
   schemaExists,
   schemaPage,
-} from "./registry-common.js";
+} from "../registry-common.js";
 
 /** Data shapes in process memory (`[schema_registry] type = "memory"`). */
 export class MemorySchemaRegistry implements SchemaRegistry {

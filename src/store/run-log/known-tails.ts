@@ -1,0 +1,34 @@
+import type { StoredRecord } from "./backend.js";
+
+/**
+ * The newest record of a run as this process last wrote or verified it, with the chain tip it ends. While a run's
+ * head still names that tip, opening the run compares the stored tail with it byte for byte instead of decoding
+ * and hashing it again (a differing byte, column or link falls back to the full check, and so still fails closed).
+ */
+export interface KnownTail {
+  chainTip: string;
+  row: StoredRecord & { record_json: Uint8Array };
+}
+
+/** Runs whose tails are remembered (each costs about one record's bytes). */
+const KNOWN_TAILS = 4096;
+
+/** The tails a store wrote or verified, by run key text, least recently used first. */
+export class KnownTails {
+  private readonly tails = new Map<string, KnownTail>();
+
+  get(run: string): KnownTail | undefined {
+    return this.tails.get(run);
+  }
+
+  /** Keeps `tail` as the run's newest record (undefined: nothing to remember, e.g. an empty log). */
+  remember(run: string, tail: KnownTail | undefined): void {
+    this.tails.delete(run);
+    if (tail === undefined) return;
+    this.tails.set(run, tail);
+    if (this.tails.size > KNOWN_TAILS) {
+      const oldest = this.tails.keys().next().value;
+      if (oldest !== undefined) this.tails.delete(oldest);
+    }
+  }
+}

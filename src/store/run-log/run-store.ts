@@ -1,0 +1,170 @@
+import { DecisionGateError } from "../../core/errors.js";
+import type { RunState } from "../../core/run/schema.js";
+import {
+  type RunChange,
+  type RunCheckDepth,
+  type RunKey,
+  type RunSession,
+  type RunStateStore,
+  type RunStoreCheck,
+  type RunStoreVerifier,
+  runKeyText,
+  StaleRunVersionError,
+  type StoredReceipt,
+} from "../../core/run/store.js";
+import { type FoundRun, type PlannedAppend, type RunBackend, type RunRows, storedForm } from "./backend.js";
+import { decodeHead, headFields, positionFields, storedHead, verifiedFields } from "./head.js";
+import { type KnownTail, KnownTails } from "./known-tails.js";
+import {
+  type ChainedRecord,
+  chainRecords,
+  countsIn,
+  type EncodedRecord,
+  encodeAppended,
+  genesisHash,
+  triggerListEntries,
+  zeroCounts,
+} from "./records.js";
+import { VerifiedRunSession } from "./session.js";
+import { VerifiedRunLog } from "./verified-log.js";
+
+/*
+ * The run-state store every backend shares: the contract (src/core/run/store.ts) over a backend's rows
+ * (backend.ts). Writes are planned here (records encoded and chained, the head row and its checksum, the version
+ * check of a commit) and every read is verified here before it is used (verified-log.ts), so backends differ
+ * only in where rows live and how writes are made atomic.
+ */
+
+export class ChainedRunStore<Ref> implements RunStateStore, RunStoreVerifier {
+  /** Tails written or verified by this store. */
+  private readonly tails = new KnownTails();
+
+  constructor(private readonly backend: RunBackend<Ref>) {}
+
+  async create(state: RunState, receipts: StoredReceipt[] = []): Promise<void> {
+    const key: RunKey = { tenant_id: state.tenant_id, namespace_id: state.namespace_id, run_id: state.run_id };
+    const chained = chainRecords(zeroCounts(), genesisHash(key), encodeAppended(state), key);
+    const head = storedHead(headFields(state, state, chained.counts, 0, chained.chainTip));
+    await this.backend.insert(key, rowsOf(head, chained.records, receipts));
+    this.tails.remember(runKeyText(key), tailOf(chained));
+  }
+
+  async open(key: RunKey): Promise<RunSession | undefined> {
+    const found = this.backend.find(key);
+    if (found === undefined) return undefined;
+    const { head, log } = this.verifiedRun(key, found);
+    const run = runKeyText(key);
+    this.tails.remember(run, log.verifyTail(this.tails.get(run)));
+    return new VerifiedRunSession(head, log, this.backend.receipts(found.ref, key));
+  }
+
+  /** Appends if the run is still at `expectedVersion`: checked against the head the backend reads as it writes. */
+  async commit(key: RunKey, expectedVersion: number, change: RunChange): Promise<void> {
+    const encoded = encodeAppended(change.appended);
+    let tail: KnownTail | undefined;
+    await this.backend.append(key, (found) => {
+      const planned = planAppend(key, found, expectedVersion, change, encoded);
+      tail = planned.tail;
+      return planned;
+    });
+    // Remembered only once the append is durable.
+    if (tail !== undefined) this.tails.remember(runKeyText(key), tail);
+  }
+
+  async load(key: RunKey): Promise<RunState | undefined> {
+    return this.backend.snapshot(() => {
+      const found = this.backend.find(key);
+      if (found === undefined) return undefined;
+      const { head, log } = this.verifiedRun(key, found);
+      const { counts: _counts, version: _version, ...fields } = head;
+      return { ...fields, ...log.loadAll() };
+    });
+  }
+
+  async loadReceipts(key: RunKey): Promise<StoredReceipt[]> {
+    return this.backend.snapshot(() => {
+      const found = this.backend.find(key);
+      return found === undefined ? [] : this.backend.receipts(found.ref, key).all();
+    });
+  }
+
+  /** Each run in its own snapshot, so that a live server's commits meanwhile are no false alarm. */
+  async verifyRuns(depth: RunCheckDepth, progress?: (checked: number, total: number) => void): Promise<RunStoreCheck> {
+    const verifyOne = (key: RunKey) =>
+      this.backend.snapshot(() => {
+        const found = this.backend.find(key);
+        if (found === undefined) return 0;
+        const { log } = this.verifiedRun(key, found);
+        if (depth === "full") return log.verifyAll().records;
+        return log.verifyTail() === undefined ? 0 : 1;
+      });
+    return verifyEachRun(this.backend.keys(), verifyOne, progress);
+  }
+
+  async ready(): Promise<boolean> {
+    return this.backend.ready();
+  }
+
+  private verifiedRun(key: RunKey, found: FoundRun<Ref>) {
+    const fields = verifiedFields(key, found.head);
+    const log = new VerifiedRunLog(this.backend.source(found.ref), key, {
+      counts: countsIn(fields),
+      chainTip: fields.chain_tip,
+    });
+    return { head: decodeHead(key, fields), log };
+  }
+}
+
+/** The rows of an append to the run as `found` (read in the backend's write transaction); stale unless unchanged. */
+function planAppend<Ref>(
+  key: RunKey,
+  found: FoundRun<Ref> | undefined,
+  expectedVersion: number,
+  change: RunChange,
+  encoded: EncodedRecord[],
+): PlannedAppend<Ref> & { tail: KnownTail | undefined } {
+  if (found === undefined) throw new StaleRunVersionError(key);
+  const current = verifiedFields(key, found.head);
+  if (current.version !== expectedVersion) throw new StaleRunVersionError(key);
+  const chained = chainRecords(countsIn(current), current.chain_tip, encoded, key);
+  const head = storedHead({
+    ...current,
+    ...positionFields(change),
+    ...chained.counts,
+    version: current.version + 1,
+    chain_tip: chained.chainTip,
+  });
+  return { ref: found.ref, rows: rowsOf(head, chained.records, change.receipts ?? []), tail: tailOf(chained) };
+}
+
+function rowsOf(head: RunRows["head"], records: ChainedRecord[], receipts: readonly StoredReceipt[]): RunRows {
+  return { head, records, listed: triggerListEntries(records), receipts };
+}
+
+/** The newest of newly chained records, to remember once written (none when nothing was appended). */
+function tailOf(chained: { records: ChainedRecord[]; chainTip: string }): KnownTail | undefined {
+  const last = chained.records.at(-1);
+  return last === undefined ? undefined : { chainTip: chained.chainTip, row: storedForm(last) };
+}
+
+/**
+ * Verifies runs one after the other with `verifyOne` (which returns the records it verified), collecting the
+ * damage found instead of stopping at it: one line per damaged run, naming it.
+ */
+function verifyEachRun(
+  keys: readonly RunKey[],
+  verifyOne: (key: RunKey) => number,
+  progress?: (checked: number, total: number) => void,
+): RunStoreCheck {
+  const check: RunStoreCheck = { runs: keys.length, records: 0, problems: [] };
+  for (const [index, key] of keys.entries()) {
+    try {
+      check.records += verifyOne(key);
+    } catch (error) {
+      if (!(error instanceof DecisionGateError)) throw error;
+      check.problems.push(error.code === "store_corrupt" ? error.message : `${runKeyText(key)}: ${error.message}`);
+    }
+    progress?.(index + 1, keys.length);
+  }
+  return check;
+}
