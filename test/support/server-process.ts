@@ -107,6 +107,7 @@ export async function runCli(
     stderr += chunk.toString();
   });
   child.stdin.end(options.input ?? "");
-  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  // "close", not "exit": only then has everything the child wrote to its pipes been read.
+  const code = await new Promise<number | null>((resolve) => child.once("close", (exitCode) => resolve(exitCode)));
   return { code, stdout, stderr };
 }
