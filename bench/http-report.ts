@@ -2,6 +2,7 @@ import { cpus } from "node:os";
 import { COMMITS_NAME, ECHO_NAME } from "./http.js";
 import { CONNECTIONS } from "./load.js";
 import type { BenchResult } from "./measure.js";
+import { MIXED_P99_TARGET } from "./mixed.js";
 
 /** Spec §8's targets for the decision path over HTTP at 32 connections on a 2-core machine. */
 const TARGETS = { decisionsPerSecond: 5000, p99Ms: 25 };
@@ -16,7 +17,7 @@ const fixed = (value: number, digits = 2) => value.toFixed(digits);
 const label = (result: BenchResult) => result.name.replace(/^baseline: /, "").split(":")[0] ?? result.name;
 
 /** Greedy word wrap at the width of the rest of docs/PERFORMANCE.md; `code spans` are never split. */
-function wrap(text: string, width = 115): string {
+export function wrap(text: string, width = 115): string {
   const lines: string[] = [];
   let line = "";
   for (const word of text.match(/(?:`[^`]*`|[^\s`])+/g) ?? []) {
@@ -68,7 +69,7 @@ function targetTable(decisionPaths: BenchResult[]): string {
 function cpuTable(results: BenchResult[]): string {
   const rows = results.flatMap((result) => {
     const { cpu } = result;
-    if (cpu === undefined) return [];
+    if (cpu === undefined || result.section !== undefined) return [];
     const cores = [cpu.serverCores, cpu.serverMainThreadCores, cpu.clientCores, cpu.otherCores];
     return [`| ${label(result)} | ${fixed(cpu.serverMsPerOperation, 3)} | ${cores.map((c) => fixed(c)).join(" | ")} |`];
   });
@@ -169,7 +170,8 @@ function durability(commits: BenchResult | undefined): string {
 const PROFILE =
   "Where a decision's time goes: a profile of the server's main thread under this load over `/rpc` " +
   "(`node --cpu-prof` on the server process, 2026-11-22, otherwise idle machine, ≈ 1,400 decisions/s under the " +
-  "profiler, so ≈ 0.6 ms of main thread per decision; not re-measured by `npm run bench`; V8 samples wall time, so " +
+  "profiler, so ≈ 0.6 ms of main thread per decision; taken by hand, not by `npm run bench`, whose profile of this " +
+  "run is summarised in the last section; V8 samples wall time, so " +
   "time blocked in fsync counts) found the event loop idle 4 % of the time and split the rest as: group-commit " +
   "transactions 40 % (the native BEGIN and COMMIT with its WAL fsync ≈ 20 %, row inserts ≈ 11 % of which action " +
   "receipts 3 %, encoding, chaining and head checks the rest), HTTP parsing and Fastify 14 %, reads of the run's " +
@@ -210,4 +212,59 @@ function levers(result: BenchResult): string {
     "decision, or several server processes on one database file (supported, see the two-server durability test), " +
     "which would move the limit toward SQLite's single writer (not measured here)."
   );
+}
+
+/** "Connection sweep": each dialect at every connection count, with the server's memory at the end of each. */
+export function sweepSection(results: BenchResult[]): string {
+  const points = results.filter((result) => result.section === "sweep" || result.decisionPath === true);
+  if (points.length === 0) return "";
+  const megabytes = (bytes: number | undefined) => (bytes === undefined ? "–" : fixed(bytes / 1_048_576, 0));
+  const rows = points.map((result) => {
+    const [path, connections] = [label(result).split(" ")[1], /(\d+) connections/.exec(result.name)?.[1]];
+    const memory = result.serverMemory;
+    return (
+      `| ${path} | ${connections} | ${whole(result.unitsPerSecond)} | ${fixed(result.p50Ms, 1)} | ` +
+      `${fixed(result.p99Ms, 1)} | ${megabytes(memory?.rssBytes)} | ${megabytes(memory?.peakRssBytes)} |`
+    );
+  });
+  return [
+    "## Connection sweep",
+    wrap(
+      "`scenario_next` on the same server as the table above, each connection driving its own run; the " +
+        `${CONNECTIONS}-connection rows are the ones above. Server RSS is read from \`/proc\` at the end of each ` +
+        "measurement; the peak (VmHWM) is the largest since the server started (the rows ran in this order: `/rpc`, " +
+        "then `/mcp`, each from 1 to 128 connections).",
+    ),
+    "",
+    "| path | connections | decisions/s | p50 ms | p99 ms | server RSS MB | server peak RSS MB |",
+    "|---|---|---|---|---|---|---|",
+    ...rows,
+  ].join("\n");
+}
+
+/** "Long work beside the decision path": `scenario_next`'s p99 with and without runpack export and verify. */
+export function mixedSection(results: BenchResult[]): string {
+  const [alone, beside] = results.filter((result) => result.section === "mixed");
+  if (alone === undefined || beside === undefined) return "";
+  const ratio = beside.p99Ms / alone.p99Ms;
+  const verdict = ratio <= MIXED_P99_TARGET ? "met" : "**not met**";
+  const row = (result: BenchResult) =>
+    `| ${result.name.replace(/^mixed: /, "")} | ${whole(result.unitsPerSecond)} | ${fixed(result.p50Ms, 1)} | ${fixed(result.p99Ms, 1)} |`;
+  return [
+    "## Long work beside the decision path",
+    wrap(
+      `\`scenario_next\` over \`/rpc\` at ${CONNECTIONS} connections on the same server, first alone, then while ` +
+        "`runpack_export` (no `output_dir`, no embedded verifier report) and `runpack_verify` of one run of 10,000 " +
+        "recorded holds (written into the server's SQLite file before it started) repeat one after the other on one " +
+        "more connection. " +
+        `Target: p99 beside the long work within ${MIXED_P99_TARGET}× of p99 alone.`,
+    ),
+    "",
+    "| load | decisions/s | p50 ms | p99 ms |",
+    "|---|---|---|---|",
+    row(alone),
+    row(beside),
+    "",
+    `p99 beside the long work: ${fixed(ratio)}× p99 alone (target ≤ ${MIXED_P99_TARGET}×: ${verdict}).`,
+  ].join("\n");
 }

@@ -9,15 +9,16 @@ import { parseJson } from "../src/json/parse.js";
 import type { JsonObject, JsonValue } from "../src/json/value.js";
 import { compactJson } from "../src/json/write.js";
 import { RELEASE_GATE } from "../test/support/scenarios.js";
-import { type ServerProcess, startServerProcess } from "../test/support/server-process.js";
+import { configDir, serveDirectory } from "../test/support/server-process.js";
 import { type Answer, CONNECTIONS, closedLoop, type Load, post, startChildServer, track } from "./load.js";
 import { type BenchResult, measure } from "./measure.js";
+import { benchMixed, buildLongRun } from "./mixed.js";
 
 const TOKEN = "bench-token-5f2c9a71d04e";
 const ECHO_SERVER = fileURLToPath(new URL("echo-server.ts", import.meta.url));
 
 /** The real server as spec §8 measures it: SQLite WAL + FULL, one bearer token, audit to a file. */
-const CONFIG = `
+export const CONFIG = `
 [server]
 transport = "http"
 bind = "127.0.0.1:0"
@@ -42,8 +43,8 @@ type = "builtin"
 `;
 
 /** The release gate with its `time.after` threshold far in the future: every `scenario_next` is a recorded hold. */
-const SPEC = parseJson(RELEASE_GATE.replace('"timestamp": 5', '"timestamp": 1000000000'));
-const SCENARIO_ID = "release-gate";
+export const SPEC = parseJson(RELEASE_GATE.replace('"timestamp": 5', '"timestamp": 1000000000'));
+export const SCENARIO_ID = "release-gate";
 
 function expectStatus(answer: Answer, what: string): void {
   if (answer.status !== 200) throw new Error(`${what}: HTTP ${answer.status}: ${answer.body.slice(0, 500)}`);
@@ -97,8 +98,17 @@ async function benchSqliteCommits(): Promise<BenchResult> {
 // The decision path on the real server
 // ---------------------------------------------------------------------------------------------------------------
 
+/** A running Decision Gate server: where it listens, and its process id (for CPU and memory figures). */
+export interface Target {
+  url: string;
+  pid: number;
+}
+
+/** Connection counts of the sweep; `CONNECTIONS` is spec §8's point, in the main table. */
+const SWEEP = [1, 8, CONNECTIONS, 128];
+
 /** How tool results come back in each dialect. */
-interface Dialect {
+export interface Dialect {
   path: "/rpc" | "/mcp";
   label: string;
   headers: Record<string, string>;
@@ -108,7 +118,7 @@ interface Dialect {
 
 const AUTHORIZATION = { authorization: `Bearer ${TOKEN}` };
 
-const RPC: Dialect = {
+export const RPC: Dialect = {
   path: "/rpc",
   label: "Decision Gate dialect",
   headers: { ...AUTHORIZATION, "content-type": "application/json" },
@@ -131,8 +141,8 @@ function toolCall(name: string, args: JsonValue): string {
   return compactJson({ jsonrpc: "2.0", id: 1n, method: "tools/call", params: { name, arguments: args } });
 }
 
-const RUN = { tenant_id: 1n, namespace_id: 2n };
-const logical = (value: number) => ({ kind: "logical", value: BigInt(value) });
+export const RUN = { tenant_id: 1n, namespace_id: 2n };
+export const logical = (value: number) => ({ kind: "logical", value: BigInt(value) });
 
 /** A trigger with a fresh id on `runId`; the run started at logical time 1. */
 function nextArgs(runId: string, sequence: number): JsonObject {
@@ -146,16 +156,20 @@ function nextArgs(runId: string, sequence: number): JsonObject {
   return { scenario_id: SCENARIO_ID, request: trigger };
 }
 
-/** A `tools/call` in `dialect`, checked in full; resolves to the tool output. */
-async function callTool(server: ServerProcess, dialect: Dialect, name: string, args: JsonValue): Promise<JsonObject> {
-  const agent = new Agent({ keepAlive: false });
+/** A `tools/call` in `dialect`, checked in full; resolves to the tool output. `agent` may keep its connection. */
+export async function callTool(
+  server: Target,
+  dialect: Dialect,
+  name: string,
+  args: JsonValue,
+  agent?: Agent,
+): Promise<JsonObject> {
+  const connection = agent ?? new Agent({ keepAlive: false });
   try {
-    return toolOutput(
-      dialect,
-      await post(agent, new URL(dialect.path, server.url), dialect.headers, toolCall(name, args)),
-    );
+    const answer = await post(connection, new URL(dialect.path, server.url), dialect.headers, toolCall(name, args));
+    return toolOutput(dialect, answer);
   } finally {
-    agent.destroy();
+    if (agent === undefined) connection.destroy();
   }
 }
 
@@ -182,36 +196,61 @@ function checkHold(dialect: Dialect): Load["check"] {
   };
 }
 
-/** Starts one run per connection (over `/rpc`), then drives each with `scenario_next` on its own connection. */
-async function benchDialect(server: ServerProcess, dialect: Dialect): Promise<BenchResult> {
-  const runId = (lane: number) => `${dialect.path.slice(1)}-${lane}`;
-  for (let lane = 0; lane < CONNECTIONS; lane++) {
-    const runConfig = { ...RUN, run_id: runId(lane), scenario_id: SCENARIO_ID, dispatch_targets: [], policy_tags: [] };
-    await callTool(server, RPC, "scenario_start", {
-      scenario_id: SCENARIO_ID,
-      run_config: runConfig,
-      started_at: logical(1),
-      issue_entry_packets: true,
-    });
-  }
-  const name = `HTTP ${dialect.path} (${dialect.label}): scenario_next, ${CONNECTIONS} connections × 1 run each`;
-  const result = await closedLoop(name, server.url, server.child.pid ?? 0, {
-    path: dialect.path,
-    headers: dialect.headers,
-    body: (lane, sequence) => toolCall("scenario_next", nextArgs(runId(lane), sequence)),
-    check: checkHold(dialect),
-  });
-  return { ...result, decisionPath: true };
+/** Starts run `runId` of the release gate (over `/rpc`). */
+async function startRun(server: Target, runId: string): Promise<void> {
+  const runConfig = { ...RUN, run_id: runId, scenario_id: SCENARIO_ID, dispatch_targets: [], policy_tags: [] };
+  const args = { scenario_id: SCENARIO_ID, run_config: runConfig, started_at: logical(1), issue_entry_packets: true };
+  await callTool(server, RPC, "scenario_start", args);
 }
 
+/** Registers the release gate on a fresh server. */
+export async function defineScenario(server: Target): Promise<void> {
+  await callTool(server, RPC, "scenario_define", { spec: SPEC });
+}
+
+/**
+ * Starts one run per connection (over `/rpc`; run ids start with `runPrefix`), then drives each with
+ * `scenario_next` on its own connection.
+ */
+export async function benchDialect(
+  server: Target,
+  dialect: Dialect,
+  connections: number,
+  runPrefix = `${dialect.path.slice(1)}-c${connections}`,
+): Promise<BenchResult> {
+  const runId = (lane: number) => `${runPrefix}-${lane}`;
+  for (let lane = 0; lane < connections; lane++) await startRun(server, runId(lane));
+  const name = `HTTP ${dialect.path} (${dialect.label}): scenario_next, ${connections} connections × 1 run each`;
+  const load = {
+    path: dialect.path,
+    headers: dialect.headers,
+    body: (lane: number, sequence: number) => toolCall("scenario_next", nextArgs(runId(lane), sequence)),
+    check: checkHold(dialect),
+  };
+  return closedLoop(name, server.url, server.pid, load, connections);
+}
+
+/** Each dialect at every connection count of the sweep, then the mixed benchmark, on one server. */
 async function benchDecisionPath(): Promise<BenchResult[]> {
-  const server = await startServerProcess(CONFIG);
-  track(server.child, server.dir);
+  const dir = configDir(CONFIG);
+  await buildLongRun(dir);
+  const child = await serveDirectory(dir);
+  track(child.child, dir);
+  const server = { url: child.url, pid: child.child.pid ?? 0 };
   try {
-    await callTool(server, RPC, "scenario_define", { spec: SPEC });
-    return [await benchDialect(server, RPC), await benchDialect(server, MCP)];
+    await defineScenario(server);
+    const results: BenchResult[] = [];
+    for (const dialect of [RPC, MCP]) {
+      for (const connections of SWEEP) {
+        const result = await benchDialect(server, dialect, connections);
+        const main = connections === CONNECTIONS;
+        results.push(main ? { ...result, decisionPath: true } : { ...result, section: "sweep" });
+      }
+    }
+    return [...results, ...(await benchMixed(server))];
   } finally {
-    await server.stop();
+    await child.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -238,5 +277,9 @@ export async function benchHttp(): Promise<BenchResult[]> {
   const echo = await benchEcho();
   const commits = await benchSqliteCommits();
   const decisions = await benchDecisionPath();
-  return [echo, commits, ...decisions.map((result) => withRatios(result, echo, commits))];
+  return [
+    echo,
+    commits,
+    ...decisions.map((result) => (result.decisionPath === true ? withRatios(result, echo, commits) : result)),
+  ];
 }

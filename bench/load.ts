@@ -8,7 +8,7 @@ import { type BenchResult, benchSeconds, summarize } from "./measure.js";
 
 /** Concurrent keep-alive connections of the closed-loop load (spec §8). */
 export const CONNECTIONS = 32;
-const WARM_UP_MS = 1000;
+export const WARM_UP_MS = 1000;
 
 export interface Answer {
   status: number;
@@ -44,12 +44,18 @@ export function post(agent: Agent, url: URL, headers: Record<string, string>, bo
 }
 
 /**
- * `CONNECTIONS` keep-alive connections, each sending its next request as soon as the previous answer arrived, for
+ * `connections` keep-alive connections, each sending its next request as soon as the previous answer arrived, for
  * 1 s of warm-up and then `benchSeconds()`. Throughput and latencies count the requests sent after the warm-up;
  * `cpu` is what the server process `serverPid`, this process (the load generator) and everything else on the
- * machine used meanwhile.
+ * machine used meanwhile, `serverMemory` the server's RSS at the end and its peak so far.
  */
-export async function closedLoop(name: string, baseUrl: string, serverPid: number, load: Load): Promise<BenchResult> {
+export async function closedLoop(
+  name: string,
+  baseUrl: string,
+  serverPid: number,
+  load: Load,
+  connections = CONNECTIONS,
+): Promise<BenchResult> {
   const url = new URL(load.path, baseUrl);
   const measureFrom = performance.now() + WARM_UP_MS;
   const deadline = measureFrom + benchSeconds() * 1000;
@@ -70,10 +76,19 @@ export async function closedLoop(name: string, baseUrl: string, serverPid: numbe
     }
   };
   const cpuAtStart = new Promise<CpuSample>((resolve) => setTimeout(() => resolve(cpuNow(serverPid)), WARM_UP_MS));
-  await Promise.all(Array.from({ length: CONNECTIONS }, (_, index) => lane(index)));
+  await Promise.all(Array.from({ length: connections }, (_, index) => lane(index)));
   const elapsedSeconds = (performance.now() - measureFrom) / 1000;
   const result = summarize(name, 1, latencies, elapsedSeconds);
-  return { ...result, cpu: cpuUse(await cpuAtStart, cpuNow(serverPid), elapsedSeconds, result.operations) };
+  const cpu = cpuUse(await cpuAtStart, cpuNow(serverPid), elapsedSeconds, result.operations);
+  return { ...result, cpu, serverMemory: memoryOf(serverPid) };
+}
+
+/** VmRSS and VmHWM (peak RSS) of process `pid` from /proc (undefined elsewhere). */
+function memoryOf(pid: number): BenchResult["serverMemory"] {
+  const status = readProc(`/proc/${pid}/status`);
+  const kilobytes = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB$`, "m").exec(status ?? "")?.[1]);
+  const rssBytes = kilobytes("VmRSS") * 1024;
+  return Number.isNaN(rssBytes) ? undefined : { rssBytes, peakRssBytes: kilobytes("VmHWM") * 1024 };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -165,9 +180,16 @@ export interface ChildServer {
   stop(): Promise<void>;
 }
 
-/** Runs a TypeScript file that prints `serving on <url>` to stderr once it listens, and stops on SIGTERM. */
-export async function startChildServer(script: string): Promise<ChildServer> {
-  const child = spawn(process.execPath, ["--import", TSX, script], { stdio: ["ignore", "ignore", "pipe"] });
+/**
+ * Runs a TypeScript file that prints `serving on <url>` to stderr once it listens, and stops on SIGTERM; with
+ * `nodeArgs` for Node itself, `args` for the script and `cwd` as its working directory.
+ */
+export async function startChildServer(
+  script: string,
+  options: { nodeArgs?: string[]; args?: string[]; cwd?: string } = {},
+): Promise<ChildServer> {
+  const argv = [...(options.nodeArgs ?? []), "--import", TSX, script, ...(options.args ?? [])];
+  const child = spawn(process.execPath, argv, { cwd: options.cwd, stdio: ["ignore", "ignore", "pipe"] });
   track(child);
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const stop = async () => {

@@ -11,6 +11,8 @@ export interface BenchResult {
   operations: number;
   /** Set on the HTTP decision-path results that spec §8's targets apply to. */
   decisionPath?: boolean;
+  /** Results shown only in their own section of docs/PERFORMANCE.md, not in the main table. */
+  section?: "sweep" | "mixed";
   /** CPU use while a client and a server process were measured, in cores (CPU seconds per second). */
   cpu?: {
     serverMsPerOperation: number;
@@ -19,6 +21,8 @@ export interface BenchResult {
     clientCores: number;
     otherCores: number;
   };
+  /** The server process's resident memory at the end of a client/server measurement, and its peak until then. */
+  serverMemory?: { rssBytes: number; peakRssBytes: number };
 }
 
 /** How long each benchmark measures, in seconds (`BENCH_SECONDS`, default 3). */

@@ -35,7 +35,7 @@ export class RunDriver {
   }
 
   async start(): Promise<void> {
-    const config = { ...this.key, scenario_id: "bench" };
+    const config = { ...this.key, scenario_id: this.plane.spec.scenario_id };
     await this.plane.start({ ...config, dispatch_targets: [], policy_tags: [] }, { kind: "logical", value: 0n }, false);
   }
 
@@ -58,14 +58,15 @@ export class RunDriver {
   }
 }
 
-/** The control plane of `SPEC` on a SQLite run store at `path` (WAL), with the time provider. */
+/** The control plane of `spec` on a SQLite run store at `path` (WAL), with the time provider. */
 export function openPlane(
   path: string,
   sync: SyncMode,
   options: Pick<ControlPlaneOptions, "receipts"> = {},
+  spec: ScenarioSpec = SPEC,
 ): { db: SqliteDatabase; store: SqliteRunStateStore; plane: ControlPlane } {
   const db = openSqliteDatabase({ path, journal_mode: "wal", sync_mode: sync, busy_timeout_ms: 5000 });
   const store = new SqliteRunStateStore(db);
   const evidence = new EvidencePipeline({ providers: [createTimeProvider()] });
-  return { db, store, plane: new ControlPlane(SPEC, { ...options, store, evidence }) };
+  return { db, store, plane: new ControlPlane(spec, { ...options, store, evidence }) };
 }

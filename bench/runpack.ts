@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
+import { setImmediate } from "node:timers/promises";
 import { DEFAULT_CAPABILITIES } from "../src/actions/capabilities.js";
 import { DEFAULT_MAPPING, RECEIPTS_ARTIFACT_PATH, receiptIssuer } from "../src/actions/receipts.js";
 import type { RunKey, RunStateStore } from "../src/core/run/store.js";
@@ -101,7 +102,10 @@ async function fileSizes(dir: string): Promise<Array<[string, number]>> {
   return files.sort().map((file) => [file, statSync(join(dir, file)).size]);
 }
 
-/** `runpack_export` as the server does it, with `[runtime_actions] include_in_runpack`: load, then build. */
+/**
+ * `runpack_export` as the server does it, with `[runtime_actions] include_in_runpack`: load, then build, pausing for
+ * the event loop between chunks of records.
+ */
 async function exportRunpack(store: RunStateStore, key: RunKey, dir: string): Promise<string> {
   const state = await store.load(key);
   if (state === undefined) throw new Error("the bench run is missing");
@@ -111,6 +115,7 @@ async function exportRunpack(store: RunStateStore, key: RunKey, dir: string): Pr
     manifestName: DEFAULT_MANIFEST_NAME,
     security: SECURITY,
     extraArtifacts: [{ path: RECEIPTS_ARTIFACT_PATH, value: receipts }],
+    pause: () => setImmediate(),
   });
   return manifest.integrity.root_hash.value;
 }

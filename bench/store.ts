@@ -27,7 +27,7 @@ async function benchDecisions(dir: string, sync: SyncMode, runs: number): Promis
       await Promise.all(drivers.map((driver) => driver.next()));
     });
   } finally {
-    db.close();
+    await db.close();
   }
 }
 
@@ -44,7 +44,7 @@ async function buildHistories(path: string): Promise<void> {
       for (let i = 0; i < SHORT_HISTORY; i++) await short.next();
     }
   } finally {
-    db.close();
+    await db.close();
   }
 }
 
@@ -74,7 +74,7 @@ async function benchHistoryCost(dir: string): Promise<[BenchResult, BenchResult]
     atTenThousand.name += ` — mean cost ${costRatio(atTen, atTenThousand).toFixed(2)}× the 10-trigger run`;
     return [atTen, atTenThousand];
   } finally {
-    db.close();
+    await db.close();
   }
 }
 

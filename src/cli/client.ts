@@ -7,7 +7,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
 import { parseJson, parseJsonBytes } from "../json/parse.js";
-import { isJsonObject, type JsonObject, type JsonValue, setOwn, toPlainJson } from "../json/value.js";
+import { isJsonObject, type JsonObject, type JsonValue, setOwn, toPlainJson, toStructuredJson } from "../json/value.js";
 import { compactJson } from "../json/write.js";
 import { ContentLengthDecoder, type ContentLengthError, encodeContentLength } from "../net/framing.js";
 
@@ -478,7 +478,8 @@ function frameError(problem: ContentLengthError): McpClientError {
 // Limitation: the SDK reads and writes JSON with JSON.parse/JSON.stringify, so integers beyond 2^53 are rounded in
 // both directions, and an integral float (`2.0`) cannot be told from an integer. Tool arguments are sent through
 // `toPlainJson`. For tool output, the text mirror the server sends next to `structuredContent` is parsed losslessly
-// and preferred whenever it is the same document, which keeps big integers exact against Decision Gate servers.
+// and preferred whenever it is the same document, with integers beyond 2^53 there either rounded or as decimal strings
+// (as Decision Gate servers write them), which keeps big integers exact.
 
 function streamableHttpTransport(endpoint: URL, options: McpClientOptions): Transport {
   const requestInit: RequestInit = { headers: identityHeaders(options), redirect: "manual" };
@@ -575,7 +576,10 @@ function toolOutput(result: SdkToolResult, tool: string): JsonValue {
   const exact = text === undefined ? undefined : parseLenient(text);
   if (result.isError === true) throw toolFailure(text, exact);
   if (result.structuredContent !== undefined) {
-    const sameDocument = exact !== undefined && isDeepStrictEqual(toPlainJson(exact), result.structuredContent);
+    const structured = result.structuredContent;
+    const sameDocument =
+      exact !== undefined &&
+      [toStructuredJson, toPlainJson].some((plain) => isDeepStrictEqual(plain(exact), structured));
     return sameDocument ? exact : fromPlainJson(result.structuredContent);
   }
   if (exact !== undefined) return exact;

@@ -5,6 +5,7 @@ import { configJsonSchema } from "../config/json-schema.js";
 import { loadConfig } from "../config/load.js";
 import { DecisionGateError } from "../core/errors.js";
 import { RunState } from "../core/run/schema.js";
+import { attestationTime, DEFAULT_VERIFIER_ID } from "../core/runpack/attestation.js";
 import { buildRunpack } from "../core/runpack/builder.js";
 import { DEFAULT_MANIFEST_NAME, type VerificationReport } from "../core/runpack/manifest.js";
 import { signatureFileName, writeManifestSignature } from "../core/runpack/signature.js";
@@ -13,6 +14,7 @@ import { decode } from "../core/wire/common.js";
 import { parseJson } from "../json/parse.js";
 import type { JsonValue } from "../json/value.js";
 import { canonicalJson } from "../json/write.js";
+import { writeRunpackAttestation } from "../runpack/attestation.js";
 import { FilesystemRunpack, verifyRunpackDirectory } from "../runpack/filesystem.js";
 import { renderReportHtml } from "../runpack/report/html.js";
 import { loadRunpackForReport } from "../runpack/report/load.js";
@@ -25,6 +27,7 @@ import { registerActionCommands } from "./action.js";
 import { createMcpClient, type McpClientOptions } from "./client.js";
 import { CliFailure } from "./failure.js";
 import { loadVerifyKey } from "./keys.js";
+import { withProgress } from "./progress.js";
 import { registerStoreCommands } from "./store.js";
 
 export const VERSION = "0.1.0";
@@ -72,6 +75,8 @@ export function buildProgram(): Command {
     .option("--with-verification", "verify the written runpack and include the report")
     .addOption(new Option("--generated-at-unix-ms <ms>", "generation time (default: now)").argParser(nonNegative))
     .option("--sign-key <path>", "sign the manifest with this Ed25519 private key (PKCS#8 PEM)")
+    .option("--attest", "also write an in-toto attestation (DSSE) beside the manifest, signed with --sign-key")
+    .option("--verifier-id <uri>", "the attestation's verifier.id", DEFAULT_VERIFIER_ID)
     .action(exportRunpack);
   runpack
     .command("verify")
@@ -182,30 +187,51 @@ async function readJsonFile(path: string): Promise<JsonValue> {
   }
 }
 
-async function exportRunpack(options: {
-  spec: string;
-  state: string;
-  outputDir: string;
-  manifestName: string;
-  withVerification?: boolean;
-  generatedAtUnixMs?: number;
-  signKey?: string;
-}) {
+async function exportRunpack(
+  options: {
+    spec: string;
+    state: string;
+    outputDir: string;
+    manifestName: string;
+    withVerification?: boolean;
+    generatedAtUnixMs?: number;
+    signKey?: string;
+    attest?: boolean;
+    verifierId: string;
+  },
+  command: Command,
+) {
+  if (options.attest && options.signKey === undefined) command.error("error: --attest requires --sign-key");
+  if (!URL.canParse(options.verifierId)) command.error(`error: --verifier-id is not a URI: ${options.verifierId}`);
   const signer = options.signKey === undefined ? undefined : await loadManifestSigner(options.signKey);
   const spec = decode(ScenarioSpec, await readJsonFile(options.spec), "spec");
   const state = decode(RunState, await readJsonFile(options.state), "state");
+  const generatedAt = { kind: "unix_millis" as const, value: BigInt(options.generatedAtUnixMs ?? Date.now()) };
+  const timeVerified = options.attest ? attestationTime(generatedAt) : undefined;
   const dir = resolve(options.outputDir);
   const runpack = new FilesystemRunpack(dir);
-  const { manifest, report } = await buildRunpack(spec, state, runpack, {
-    generatedAt: { kind: "unix_millis", value: BigInt(options.generatedAtUnixMs ?? Date.now()) },
-    manifestName: options.manifestName,
-    verification: options.withVerification ? { reader: runpack } : undefined,
-  });
+  const { manifest, report } = await withProgress((progress) =>
+    buildRunpack(spec, state, runpack, {
+      generatedAt,
+      manifestName: options.manifestName,
+      verification: options.withVerification ? { reader: runpack } : undefined,
+      onProgress: (done, total) => progress.update("Writing runpack", done, total),
+    }),
+  );
   if (report !== null) process.stdout.write(`Verification status: ${report.status}\n`);
   process.stdout.write(`Runpack manifest written to ${join(dir, options.manifestName)}\n`);
   if (signer === undefined) return;
   await writeManifestSignature(runpack, options.manifestName, manifest, signer);
   process.stdout.write(`Runpack signature written to ${join(dir, signatureFileName(options.manifestName))}\n`);
+  if (timeVerified === undefined) return;
+  const attestation = await writeRunpackAttestation(runpack, manifest, {
+    signer,
+    manifestName: options.manifestName,
+    verifierId: options.verifierId,
+    timeVerified,
+    runStatus: state.status,
+  });
+  process.stdout.write(`Runpack attestation written to ${join(dir, attestation)}\n`);
 }
 
 async function verifyRunpack(options: {
@@ -217,7 +243,12 @@ async function verifyRunpack(options: {
   const verifyKey = options.verifyKey === undefined ? undefined : await loadVerifyKey(options.verifyKey);
   const dir = resolve(options.runpackDir ?? dirname(options.manifest));
   const manifestPath = resolve(options.manifest).slice(dir.length + 1);
-  const report = await verifyRunpackDirectory(dir, manifestPath, { verifyKey });
+  const report = await withProgress((progress) =>
+    verifyRunpackDirectory(dir, manifestPath, {
+      verifyKey,
+      onProgress: (done, total) => progress.update("Verifying runpack", done, total),
+    }),
+  );
   process.stdout.write(options.format === "json" ? `${canonicalJson(report)}\n` : markdownReport(report));
   if (report.status !== "pass") process.exitCode = 1;
 }
@@ -226,7 +257,12 @@ async function reportRunpack(dir: string, options: { html: string; manifestName?
   const verifyKey = options.verifyKey === undefined ? undefined : await loadVerifyKey(options.verifyKey);
   const root = resolve(dir);
   const manifestName = options.manifestName ?? (await defaultManifestName(root));
-  const loaded = await loadRunpackForReport(root, manifestName, { verifyKey });
+  const loaded = await withProgress((progress) =>
+    loadRunpackForReport(root, manifestName, {
+      verifyKey,
+      onProgress: (done, total) => progress.update("Verifying runpack", done, total),
+    }),
+  );
   const page = renderReportHtml(buildReportModel(loaded), { generator: `decision-gate ${VERSION} runpack report` });
   const status = loaded.verification.status;
   if (options.html === "-") process.stdout.write(page);

@@ -48,6 +48,11 @@ export function registerStoreCommands(program: Command, load: (options: LoadOpti
 /** Opens the configured stores without the startup check (this command reports damage instead of refusing it). */
 async function withStores<T>(config: DecisionGateConfig, work: (stores: Stores) => Promise<T>): Promise<T> {
   const section = config.run_state_store;
+  if (section.type === "postgres") {
+    throw new CliFailure(
+      "run_state_store is in PostgreSQL: store commands work on SQLite files (back up with pg_dump, see docs/DEPLOYMENT.md)",
+    );
+  }
   if (section.type !== "sqlite" || section.path === undefined) {
     throw new CliFailure('run_state_store is in memory: there is no store file (set type = "sqlite" and a path)');
   }

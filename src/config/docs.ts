@@ -51,14 +51,15 @@ machine-readable form of this reference is the JSON Schema printed by \`decision
 ## Cross-field rules
 
 - HTTP/SSE need \`server.bind\` (\`http/sse transport requires bind address\`), an IP literal with a port
-  (\`invalid bind address\`); a non-loopback bind needs \`bearer_token\` or \`mtls\` auth
+  (\`invalid bind address\`); a non-loopback bind needs \`bearer_token\`, \`mtls\` or \`oauth\` auth
   (\`non-loopback bind disallowed without auth policy\`). Serving on it also needs the explicit opt-in
   (\`--allow-non-loopback\` or \`DECISION_GATE_ALLOW_NON_LOOPBACK=1\`) and \`[server.tls]\` or
   \`tls_termination = "upstream"\`.
 - stdio supports only \`local_only\` auth and no TLS.
 - \`server.limits.header_timeout_ms\` may not exceed \`request_timeout_ms\` (the latter covers headers and body). A
   non-loopback \`server.metrics.bind\` needs the same opt-in as a non-loopback \`server.bind\`.
-- \`bearer_token\` auth needs \`bearer_tokens\`; \`mtls\` auth needs \`mtls_subjects\`.
+- \`bearer_token\` auth needs \`bearer_tokens\`; \`mtls\` auth needs \`mtls_subjects\`; \`oauth\` auth needs
+  \`[server.auth.oauth]\` (and the table is refused otherwise), whose URLs use https (http only for a loopback host).
 - \`server.feedback.scenario_next\`: \`default\` and \`local_only_default\` may not exceed \`max\`.
 - \`namespace.allow_default\` needs \`namespace.default_tenants\`; \`namespace.authority.mode = "assetcore_http"\` needs
   \`[namespace.authority.assetcore]\` (and the table is refused otherwise); dev-permissive is refused with
@@ -66,6 +67,7 @@ machine-readable form of this reference is the JSON Schema printed by \`decision
 - \`validation.strict = false\` needs \`validation.allow_permissive = true\`.
 - \`policy.engine = "static"\` needs \`[policy.static]\` (and the table is refused otherwise).
 - SQLite stores need \`path\`; memory stores must not set it.
+- \`runpack_storage.attestation = true\` needs \`runpack_storage.signing_key\`.
 - Providers: names unique; builtin names are \`time\`, \`env\`, \`json\`, \`http\` and builtin entries take no MCP
   keys; MCP entries need \`command\` or \`url\` and \`capabilities_path\`, and no \`config\`; an \`http://\` URL needs
   \`allow_insecure_http\`.

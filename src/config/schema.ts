@@ -1,12 +1,21 @@
 import { z } from "zod";
 import { DispatchPolicyConfig } from "../core/dispatch/policy.js";
+import { DEFAULT_VERIFIER_ID } from "../core/runpack/attestation.js";
 import { AnyJson, NamespaceId, TenantId } from "../core/wire/common.js";
 import { EvidenceConfig } from "../evidence/disclosure.js";
 import { McpProviderSettings } from "../evidence/mcp/config.js";
 import { ProvidersConfig, ValidationConfig } from "../evidence/registry.js";
 import { AnchorsConfig } from "../evidence/trust/anchors.js";
 import { DevConfig, TrustConfig } from "../evidence/trust/lanes.js";
-import { isLoopbackBind, parseBind, parseHostHeader, parseIpNetwork, parseWebOrigin } from "../net/address.js";
+import {
+  isLoopbackAddress,
+  isLoopbackBind,
+  parseBind,
+  parseHostHeader,
+  parseIpNetwork,
+  parseWebOrigin,
+} from "../net/address.js";
+import { databaseUrlProblem } from "../store/postgres/url.js";
 import { DEFAULT_STARTUP_CHECK } from "../store/store-check.js";
 
 /*
@@ -168,7 +177,7 @@ const RoleBinding = z.object({
 
 const PrincipalMapping = z.object({
   subject: nonBlank("auth.principals.subject must be non-empty").describe(
-    "Principal id: `stdio`, `loopback`, `token:<sha256 hex of the bearer token>` or an mTLS subject.",
+    "Principal id: `stdio`, `loopback`, `token:<sha256 hex of the bearer token>`, an mTLS subject or `oauth:<iss>#<sub>` (OAuth tokens).",
   ),
   policy_class: nonBlank("auth.principals.policy_class must be non-empty")
     .optional()
@@ -180,13 +189,79 @@ const PrincipalMapping = z.object({
     .describe("Roles granted to the principal."),
 });
 
+/** A URL of `[server.auth.oauth]`: https; plain http only for a loopback host (a test's local authorization server). */
+function oauthUrl(field: string) {
+  return z.string().superRefine((text, context) => {
+    const problem = oauthUrlProblem(text);
+    if (problem !== undefined) context.addIssue({ code: "custom", message: `${field} ${problem}` });
+  });
+}
+
+/** What is wrong with an OAuth URL (configured, or read from discovery metadata), or undefined. */
+export function oauthUrlProblem(text: string): string | undefined {
+  const url = URL.canParse(text) ? new URL(text) : null;
+  if (url === null || (url.protocol !== "https:" && url.protocol !== "http:")) return "must be an absolute https URL";
+  if (url.hash !== "" || text.includes("#")) return "must not have a fragment";
+  if (url.username !== "" || url.password !== "") return "must not carry credentials";
+  const loopback = url.hostname === "localhost" || isLoopbackAddress(url.hostname.replace(/^\[|\]$/g, ""));
+  if (url.protocol === "http:" && !loopback) return "must use https (http only for a loopback host)";
+  return undefined;
+}
+
+/** RFC 6749 §3.3 `scope-token`: printable ASCII without space, `"` and `\`. */
+const ScopeToken = (field: string) =>
+  z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, `${field} must be a scope token (printable ASCII, no spaces)`);
+
+const OAuthConfig = z
+  .object({
+    issuer: oauthUrl("server.auth.oauth.issuer").describe(
+      "The authorization server's issuer identifier; tokens must carry it as `iss`. https (http only for a loopback issuer).",
+    ),
+    audience: oauthUrl("server.auth.oauth.audience")
+      .refine(
+        isCanonicalResourceUri,
+        "server.auth.oauth.audience must be a canonical resource URI (lower-case scheme and host, no query)",
+      )
+      .describe(
+        "This server's canonical resource URI (RFC 8707), e.g. `https://gate.example.com/mcp`: tokens must name it in `aud`, and the protected-resource metadata publishes it as `resource`.",
+      ),
+    jwks_uri: oauthUrl("server.auth.oauth.jwks_uri")
+      .optional()
+      .describe(
+        "Where the authorization server publishes its signing keys; absent: read from the issuer's RFC 8414 or OpenID Connect discovery metadata.",
+      ),
+    required_scopes: z
+      .array(ScopeToken("server.auth.oauth.required_scopes entries"))
+      .max(32, "too many server.auth.oauth.required_scopes entries")
+      .default([])
+      .describe("Scopes every token must carry, whatever it calls (403 `insufficient_scope` otherwise)."),
+    read_scope: ScopeToken("server.auth.oauth.read_scope")
+      .optional()
+      .describe(
+        "Scope that admits the tools annotated read-only (`write_scope` admits them too); absent: no extra scope.",
+      ),
+    write_scope: ScopeToken("server.auth.oauth.write_scope")
+      .optional()
+      .describe("Scope every tool not annotated read-only needs; absent: no extra scope."),
+  })
+  .describe(
+    'The OAuth 2.1 resource server of `mode = "oauth"`: which authorization server\'s JWT access tokens count.',
+  );
+
+/** RFC 8707 / MCP: the URI clients send as `resource` must match this one exactly, so it must be written canonically. */
+function isCanonicalResourceUri(text: string): boolean {
+  if (!URL.canParse(text)) return true; // reported by the URL check
+  const url = new URL(text);
+  return url.search === "" && !text.endsWith("?") && text.startsWith(`${url.protocol}//${url.host}`);
+}
+
 const AuthConfig = z
   .object({
     mode: z
-      .enum(["local_only", "bearer_token", "mtls"])
+      .enum(["local_only", "bearer_token", "mtls", "oauth"])
       .default("local_only")
       .describe(
-        "`local_only`: stdio and loopback callers only; `bearer_token`: `Authorization: Bearer` tokens; `mtls`: the client certificate subject.",
+        "`local_only`: stdio and loopback callers only; `bearer_token`: `Authorization: Bearer` tokens; `mtls`: the client certificate subject; `oauth`: JWT access tokens of an OAuth 2.1 authorization server (`[server.auth.oauth]`).",
       ),
     bearer_tokens: z
       .array(BearerToken)
@@ -212,6 +287,7 @@ const AuthConfig = z
       .describe(
         "Every tenant-scoped tool requires a role covering the call's tenant and namespace (a call without a tenant needs a role not limited to tenants), and remote callers' runpack paths stay under `<runpack root>/tenant/<tenant_id>/`. Off: principals drive only the schema-registry ACL, as with the reference.",
       ),
+    oauth: OAuthConfig.optional(),
   })
   .superRefine((auth, context) => {
     if (auth.mode === "bearer_token" && auth.bearer_tokens.length === 0) {
@@ -226,6 +302,12 @@ const AuthConfig = z
     }
     if (auth.tenant_isolation && auth.principals.length === 0) {
       context.addIssue({ code: "custom", path: ["tenant_isolation"], message: "tenant_isolation requires principals" });
+    }
+    if (auth.mode === "oauth" && auth.oauth === undefined) {
+      context.addIssue({ code: "custom", path: ["oauth"], message: "oauth auth requires [server.auth.oauth]" });
+    }
+    if (auth.mode !== "oauth" && auth.oauth !== undefined) {
+      context.addIssue({ code: "custom", path: ["oauth"], message: 'server.auth.oauth requires mode = "oauth"' });
     }
   })
   .describe("Inbound authentication and tool authorization; absent means `local_only`.");
@@ -494,11 +576,27 @@ const ProviderDiscoveryConfig = z
   })
   .describe("What `providers_list`, `provider_contract_get` and `provider_check_schema_get` disclose.");
 
+/** A PostgreSQL connection URL. Messages never repeat the value: it may carry a password. */
+function databaseUrl(field: string) {
+  return z.string().superRefine((url, context) => {
+    const problem = databaseUrlProblem(url);
+    if (problem !== undefined) context.addIssue({ code: "custom", message: `${field} ${problem}` });
+  });
+}
+
 /** The keys `[run_state_store]` and `[schema_registry]` share. */
 function storeShape(label: string) {
   return {
-    type: z.enum(["memory", "sqlite"]).default("memory").describe("`memory` (lost on restart) or `sqlite`."),
+    type: z
+      .enum(["memory", "sqlite", "postgres"])
+      .default("memory")
+      .describe("`memory` (lost on restart), `sqlite` (one machine) or `postgres` (shared by several replicas)."),
     path: filePath(`${label}.path`).optional().describe("SQLite database file (required for `sqlite`)."),
+    url: databaseUrl(`${label}.url`)
+      .optional()
+      .describe(
+        "PostgreSQL connection URL for `postgres` (libpq form: `postgres://user:password@host:5432/db?sslmode=verify-full`); absent: the environment variable `DECISION_GATE_DATABASE_URL`. The password never appears in errors or logs.",
+      ),
     busy_timeout_ms: integerInRange({ min: 0 }, `${label}.busy_timeout_ms must not be negative`)
       .default(5000)
       .describe("SQLite busy timeout in milliseconds."),
@@ -508,12 +606,18 @@ function storeShape(label: string) {
 }
 
 function checkStorePath(label: string) {
-  return (store: { type: "memory" | "sqlite"; path?: string | undefined }, context: z.RefinementCtx) => {
+  return (
+    store: { type: "memory" | "sqlite" | "postgres"; path?: string | undefined; url?: string | undefined },
+    context: z.RefinementCtx,
+  ) => {
     if (store.type === "sqlite" && store.path === undefined) {
       context.addIssue({ code: "custom", path: ["path"], message: `sqlite ${label} requires path` });
     }
-    if (store.type === "memory" && store.path !== undefined) {
-      context.addIssue({ code: "custom", path: ["path"], message: `memory ${label} must not set path` });
+    if (store.type !== "sqlite" && store.path !== undefined) {
+      context.addIssue({ code: "custom", path: ["path"], message: `${store.type} ${label} must not set path` });
+    }
+    if (store.type !== "postgres" && store.url !== undefined) {
+      context.addIssue({ code: "custom", path: ["url"], message: `${store.type} ${label} must not set url` });
     }
   };
 }
@@ -636,6 +740,27 @@ const FilesystemRunpackStorage = z
         "Ed25519 private key (PKCS#8 PEM) with which `runpack_export` signs every manifest it writes " +
           "(`<manifest>.sig.json`); verify with `decision-gate runpack verify --verify-key`.",
       ),
+    attestation: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Also write `<manifest>.intoto.dsse.json` beside every exported manifest: an in-toto SLSA verification " +
+          "summary of the run in a DSSE envelope signed with `signing_key` (required). See RUNPACKS.md.",
+      ),
+    attestation_verifier_id: z
+      .string()
+      .refine((uri) => URL.canParse(uri), "runpack_storage.attestation_verifier_id must be a URI")
+      .default(DEFAULT_VERIFIER_ID)
+      .describe("The attestation's `verifier.id`: a URI naming this server to whoever checks its attestations."),
+  })
+  .superRefine((storage, context) => {
+    if (storage.attestation && storage.signing_key === undefined) {
+      context.addIssue({
+        code: "custom",
+        path: ["attestation"],
+        message: "runpack_storage.attestation requires runpack_storage.signing_key",
+      });
+    }
   })
   .describe("Local runpack directory (this project's default).");
 
@@ -689,7 +814,12 @@ const ObjectStoreRunpackStorage = z
 
 const RunpackStorageConfig = z
   .discriminatedUnion("type", [FilesystemRunpackStorage, ObjectStoreRunpackStorage])
-  .default({ type: "filesystem", root: DEFAULT_RUNPACK_ROOT })
+  .default({
+    type: "filesystem",
+    root: DEFAULT_RUNPACK_ROOT,
+    attestation: false,
+    attestation_verifier_id: DEFAULT_VERIFIER_ID,
+  })
   .describe("Where runpacks are written and read; absent means the filesystem under `./runpacks`.");
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -770,6 +900,37 @@ const RuntimeActionsConfig = z
   })
   .describe("The runtime action layer: a metadata-only receipt (continue / isolate / terminate) per decision.");
 
+const TelemetryConfig = z
+  .object({
+    otlp_endpoint: z
+      .string()
+      .refine((url) => URL.canParse(url) && /^https?:$/.test(new URL(url).protocol), {
+        message: "telemetry.otlp_endpoint must be an http(s) URL",
+      })
+      .optional()
+      .describe(
+        "OTLP/HTTP traces endpoint (e.g. `http://collector:4318/v1/traces`); absent means no tracing at all (nothing is loaded).",
+      ),
+    otlp_protocol: z
+      .enum(["http/protobuf", "http/json"])
+      .default("http/protobuf")
+      .describe("How spans are encoded for the collector."),
+    otlp_headers: z
+      .record(z.string(), z.string())
+      .default({})
+      .describe("Headers sent with every export (e.g. an API key); never logged."),
+    sample_ratio: z
+      .number()
+      .min(0, "telemetry.sample_ratio must be between 0 and 1")
+      .max(1, "telemetry.sample_ratio must be between 0 and 1")
+      .default(1)
+      .describe("Share of new traces recorded; a caller's sampled `traceparent` is always followed."),
+    service_name: nonBlank("telemetry.service_name must be non-empty")
+      .default("decision-gate")
+      .describe("`service.name` of the exported spans."),
+  })
+  .describe("OpenTelemetry traces of tool calls, exported over OTLP/HTTP (off unless `otlp_endpoint` is set).");
+
 const PathsConfig = z
   .object({
     relative_to: z
@@ -802,6 +963,7 @@ export const VALIDATION_ORDER = [
   "runtime_actions",
   "providers",
   "paths",
+  "telemetry",
   "client",
 ] as const;
 
@@ -823,6 +985,7 @@ const ConfigTables = z
     runpack_storage: RunpackStorageConfig,
     runtime_actions: RuntimeActionsConfig.prefault({}),
     paths: PathsConfig.prefault({}),
+    telemetry: TelemetryConfig.prefault({}),
     client: z
       .record(z.string(), AnyJson)
       .optional()
@@ -854,6 +1017,7 @@ export type RunStateStoreConfig = DecisionGateConfig["run_state_store"];
 export type SchemaRegistryConfig = DecisionGateConfig["schema_registry"];
 export type DocsConfig = DecisionGateConfig["docs"];
 export type RunpackStorageConfig = DecisionGateConfig["runpack_storage"];
+export type TelemetryConfig = DecisionGateConfig["telemetry"];
 
 /**
  * Descriptions of keys whose schemas live in other modules (they carry no zod descriptions). Keys are dotted

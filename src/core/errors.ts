@@ -98,6 +98,23 @@ export class AccessDeniedError extends DecisionGateError {
   }
 }
 
+/**
+ * An OAuth access token that does not authenticate (`invalid_token`: 401) or lacks the scope a call needs
+ * (`insufficient_scope`: 403), answered with the RFC 6750 error code and, for a scope, the scope to ask for.
+ */
+export class BearerTokenError extends AccessDeniedError {
+  readonly bearerError: "invalid_token" | "insufficient_scope";
+  readonly scope: string | undefined;
+
+  constructor(bearerError: "invalid_token", reason: string);
+  constructor(bearerError: "insufficient_scope", reason: string, scope: string);
+  constructor(bearerError: "invalid_token" | "insufficient_scope", reason: string, scope?: string) {
+    super(bearerError === "invalid_token" ? "unauthenticated" : "unauthorized", reason);
+    this.bearerError = bearerError;
+    this.scope = scope;
+  }
+}
+
 /** A limit refused the request before it ran: body size, rate, or concurrency. */
 export class LimitError extends DecisionGateError {
   readonly retryAfterMs: number | undefined;
@@ -132,6 +149,17 @@ export class UnsupportedMediaTypeError extends DecisionGateError {
 export class StorageFullError extends DecisionGateError {
   constructor(message: string, details?: ErrorDetails) {
     super("inflight_limit", "storage_full", message, details);
+  }
+}
+
+/**
+ * The store's database cannot be reached right now (connection refused or lost, timed out, shutting down): the
+ * call may be sent again. Answered like `StorageFullError` (`-32072`, HTTP 503, `retryable: true`); a retried
+ * trigger is answered idempotently by its `trigger_id`, whether or not its first attempt was recorded.
+ */
+export class StoreUnavailableError extends DecisionGateError {
+  constructor(message: string, details?: ErrorDetails) {
+    super("inflight_limit", "store_unavailable", message, details);
   }
 }
 

@@ -72,13 +72,31 @@ function definedKeys(value: JsonObject): string[] {
  * use it only for checks, never for values that are stored, hashed or compared.
  */
 export function toPlainJson(value: JsonValue | undefined): unknown {
-  if (typeof value === "bigint") return Number(value);
+  return plainCopy(value, Number);
+}
+
+/**
+ * A copy in plain JavaScript JSON form that rounds no integer: integers within 2^53 as `number`, larger ones as
+ * decimal strings (standard MCP's `structuredContent`, docs/MCP_CLIENTS.md), bytes as number arrays.
+ */
+export function toStructuredJson(value: JsonValue | undefined): unknown {
+  return plainCopy(value, exactInteger);
+}
+
+const SAFE_MAX = BigInt(Number.MAX_SAFE_INTEGER);
+
+function exactInteger(value: bigint): number | string {
+  return value >= -SAFE_MAX && value <= SAFE_MAX ? Number(value) : value.toString();
+}
+
+function plainCopy(value: JsonValue | undefined, integer: (value: bigint) => number | string): unknown {
+  if (typeof value === "bigint") return integer(value);
   if (value instanceof Uint8Array) return Array.from(value);
-  if (Array.isArray(value)) return value.map(toPlainJson);
+  if (Array.isArray(value)) return value.map((item) => plainCopy(item, integer));
   if (isJsonObject(value)) {
     const plain: Record<string, unknown> = {};
     for (const key of Object.keys(value)) {
-      if (value[key] !== undefined) setOwn(plain as JsonObject, key, toPlainJson(value[key]) as JsonValue);
+      if (value[key] !== undefined) setOwn(plain as JsonObject, key, plainCopy(value[key], integer) as JsonValue);
     }
     return plain;
   }

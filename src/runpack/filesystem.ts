@@ -128,18 +128,32 @@ export async function readManifest(runpack: FilesystemRunpack, manifestPath: str
   }
 }
 
+export interface DirectoryVerifyOptions {
+  /** A raw 32-byte Ed25519 public key: the manifest must carry a valid signature by it, and so must an attestation. */
+  verifyKey?: Uint8Array;
+  /** Without `verifyKey`, the key an attestation must be signed by (the server's own signing key). */
+  attestationKey?: Uint8Array;
+  onProgress?: (done: number, total: number) => void;
+}
+
 /**
- * Verifies a runpack directory, including that it holds no file the manifest does not account for. With
- * `verifyKey` (a raw 32-byte Ed25519 public key), the manifest must carry a valid signature by that key.
+ * Verifies a runpack directory, including that it holds no file the manifest does not account for, and the
+ * attestation beside the manifest when there is one.
  */
 export async function verifyRunpackDirectory(
   root: string,
   manifestPath = "manifest.json",
-  options: { verifyKey?: Uint8Array } = {},
+  options: DirectoryVerifyOptions = {},
 ): Promise<VerificationReport> {
   const runpack = new FilesystemRunpack(root);
   const manifest = await readManifest(runpack, manifestPath);
   const verifyKey =
     options.verifyKey === undefined ? undefined : { publicKey: options.verifyKey, verify: verifyStrict };
-  return verifyRunpack(manifest, runpack, { manifestPath, verifyKey, extraChecks: [checkReceiptChain] });
+  return verifyRunpack(manifest, runpack, {
+    manifestPath,
+    verifyKey,
+    attestation: { verify: verifyStrict, pinnedKey: options.verifyKey ?? options.attestationKey },
+    onProgress: options.onProgress,
+    extraChecks: [checkReceiptChain],
+  });
 }

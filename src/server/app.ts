@@ -33,6 +33,8 @@ import { checkBindPolicy, ServePolicyError } from "./serve-policy.js";
 import type { ServerServices } from "./services.js";
 import { NOTICE_PREFIX, startupNotices } from "./startup-notices.js";
 import { serveStdio } from "./stdio.js";
+import { loadTracing } from "./telemetry/load.js";
+import type { Tracing } from "./telemetry/tracing.js";
 import { toolNames } from "./tools/catalog.js";
 
 export interface ServeOptions {
@@ -73,14 +75,17 @@ export async function startServer(loaded: LoadedConfig, options: ServeOptions): 
   });
   const stores = await openStores({ run_state_store: config.run_state_store, schema_registry: config.schema_registry });
   let evidence: EvidenceRuntime | undefined;
+  let tracing: Tracing | null = null;
   try {
+    tracing = await loadTracing(config.telemetry);
     evidence = await buildEvidenceRuntime(config, { cwd: loaded.baseDir });
     const signingKeys = await loadKeyring(config.schema_registry.acl.signing_keys, loaded.baseDir);
     const runpackSigner = await runpackSignerOf(config);
     const metrics = new ServerMetrics(toolNames());
     const auth = authSettings({ ...config.server, tlsInProcess: config.server.tls !== undefined });
     const observers = { audit, metrics, log, auth };
-    const services = buildServices(config, stores, evidence, { registry: signingKeys, runpackSigner }, observers);
+    const keys = { registry: signingKeys, runpackSigner };
+    const services = buildServices(config, stores, evidence, keys, observers, tracing);
     for (const warning of services.docs?.catalog.warnings ?? []) notice(`${NOTICE_PREFIX}: WARNING: ${warning}`);
     const configModifiedMs = loaded.path === null ? null : (await stat(loaded.path)).mtimeMs;
     for (const line of startupNotices(config, { configModifiedMs, nowMs: Date.now() })) notice(line);
@@ -95,15 +100,22 @@ export async function startServer(loaded: LoadedConfig, options: ServeOptions): 
       });
     }
     const rateLimit = config.server.limits.rate_limit;
-    const router = new ToolRouter(services, auth, config.server.tools, {
-      rateLimiter: rateLimit === undefined ? null : new RateLimiter(rateLimit),
-      maxBodyBytes: Number(config.server.max_body_bytes),
-    });
+    const router = new ToolRouter(
+      services,
+      auth,
+      config.server.tools,
+      {
+        rateLimiter: rateLimit === undefined ? null : new RateLimiter(rateLimit),
+        maxBodyBytes: Number(config.server.max_body_bytes),
+      },
+      tracing,
+    );
     const ids = new ServerCorrelationIds();
     const shutdown = async () => {
       await evidence?.close();
       await stores.close();
       await audit.close();
+      await tracing?.shutdown();
     };
     if (config.server.transport === "stdio") {
       const done = serveStdio(
@@ -122,6 +134,7 @@ export async function startServer(loaded: LoadedConfig, options: ServeOptions): 
     await evidence?.close();
     await stores.close();
     await audit.close();
+    await tracing?.shutdown();
     throw error;
   }
 }
@@ -130,7 +143,7 @@ async function serveHttp(
   config: DecisionGateConfig,
   router: ToolRouter,
   ids: ServerCorrelationIds,
-  hooks: HttpHooks,
+  hooks: HttpHooks & Pick<Observers, "auth">,
   shutdown: () => Promise<void>,
   notice: (line: string) => void,
 ): Promise<RunningServer> {
@@ -158,6 +171,7 @@ async function serveHttp(
       transport: server.transport === "sse" ? "sse" : "http",
       maxInflight: Number(limits.max_inflight),
       bearerChallenge: server.auth.mode === "bearer_token",
+      oauth: hooks.auth.oauth,
       https: server.tls === undefined ? undefined : await tlsMaterial(server.tls),
       metrics: server.metrics.bind === undefined ? metrics : null,
     },
@@ -221,15 +235,18 @@ function buildServices(
   evidence: EvidenceRuntime,
   keys: { registry: ReadonlyMap<string, Uint8Array>; runpackSigner: ManifestSigner | undefined },
   { audit, metrics, log }: Observers,
+  tracing: Tracing | null,
 ): ServerServices {
   const principals = new PrincipalDirectory(config.server.auth.principals);
   const docs = config.docs;
   const actions = config.runtime_actions;
+  const countedEvidence = metrics.countingEvidence(evidence.pipeline);
+  const countedRuns = metrics.countingStore(stores.runs);
   return {
     audit,
     metrics,
     log,
-    decisionEvidence: metrics.countingEvidence(evidence.pipeline),
+    decisionEvidence: tracing === null ? countedEvidence : tracing.evidence(countedEvidence),
     actions: {
       issuer: actions.enabled
         ? receiptIssuer({
@@ -240,7 +257,7 @@ function buildServices(
       log: actions.enabled && actions.receipt_log !== undefined ? receiptLog(actions.receipt_log) : null,
       includeInRunpack: actions.include_in_runpack,
     },
-    runs: metrics.countingStore(stores.runs),
+    runs: tracing === null ? countedRuns : tracing.store(countedRuns),
     scenarios: stores.scenarios,
     schemas: stores.schemas,
     evidence,
@@ -271,6 +288,7 @@ function buildServices(
               })),
             },
       signer: keys.runpackSigner,
+      attestation: runpackAttestationOf(config),
     },
     schemaRegistry: {
       maxSchemaBytes: Number(config.schema_registry.max_schema_bytes),
@@ -299,6 +317,12 @@ async function runpackSignerOf(config: DecisionGateConfig): Promise<ManifestSign
   const storage = config.runpack_storage;
   if (storage.type !== "filesystem" || storage.signing_key === undefined) return undefined;
   return loadManifestSigner(storage.signing_key);
+}
+
+function runpackAttestationOf(config: DecisionGateConfig): { verifierId: string } | undefined {
+  const storage = config.runpack_storage;
+  if (storage.type !== "filesystem" || !storage.attestation) return undefined;
+  return { verifierId: storage.attestation_verifier_id };
 }
 
 /** The directory runpacks are written under. Object-store runpack storage is not available in this server. */

@@ -1,13 +1,16 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { type BlockList, isIP } from "node:net";
-import { AccessDeniedError } from "../core/errors.js";
+import { AccessDeniedError, InternalError } from "../core/errors.js";
 import { isLoopbackAddress, networkBlockList } from "../net/address.js";
 import { type AuthContext, LOCAL_LOOPBACK, LOCAL_STDIO, type TransportName } from "./context.js";
+import { type OAuthConfig, OAuthResourceServer } from "./oauth/resource-server.js";
 
 /** `[server.auth]` and the TLS facts authentication depends on; bearer tokens only as their sha256 digests. */
 export interface AuthSettings {
-  mode: "local_only" | "bearer_token" | "mtls";
+  mode: "local_only" | "bearer_token" | "mtls" | "oauth";
   bearerTokenDigests: readonly Buffer[];
+  /** `mode = "oauth"`: the resource server that validates access tokens. */
+  oauth: OAuthResourceServer | null;
   mtlsSubjects: readonly string[];
   allowedTools: readonly string[];
   /** TLS terminates in this process: client identity comes from the verified certificate only (D6). */
@@ -37,6 +40,7 @@ export interface AuthConfigInput {
     bearer_tokens: readonly string[];
     mtls_subjects: readonly string[];
     allowed_tools: readonly string[];
+    oauth?: OAuthConfig;
   };
   tlsInProcess: boolean;
   tls_termination: "server" | "upstream";
@@ -48,6 +52,10 @@ export function authSettings(config: AuthConfigInput): AuthSettings {
   return {
     mode: config.auth.mode,
     bearerTokenDigests: config.auth.bearer_tokens.map(sha256),
+    oauth:
+      config.auth.mode === "oauth" && config.auth.oauth !== undefined
+        ? new OAuthResourceServer(config.auth.oauth)
+        : null,
     mtlsSubjects: config.auth.mtls_subjects,
     allowedTools: config.auth.allowed_tools,
     tlsInProcess: config.tlsInProcess,
@@ -57,7 +65,7 @@ export function authSettings(config: AuthConfigInput): AuthSettings {
 }
 
 /** Establishes who the caller is (interface §4.1, D6, D7), or throws `unauthenticated`/`unauthorized`. */
-export function authenticate(settings: AuthSettings, credentials: Credentials): AuthContext {
+export async function authenticate(settings: AuthSettings, credentials: Credentials): Promise<AuthContext> {
   if (credentials.transport === "stdio") return LOCAL_STDIO;
   switch (settings.mode) {
     case "local_only":
@@ -67,6 +75,9 @@ export function authenticate(settings: AuthSettings, credentials: Credentials): 
       return bearerAuth(settings, credentials.authorization);
     case "mtls":
       return subjectAuth(settings, clientSubject(settings, credentials));
+    case "oauth":
+      if (settings.oauth === null) throw new InternalError("oauth mode without [server.auth.oauth]");
+      return settings.oauth.authenticate(bearerToken(credentials.authorization));
   }
 }
 
@@ -86,7 +97,8 @@ export function clientSubject(settings: AuthSettings, credentials: Credentials):
   return credentials.subjectHeader;
 }
 
-function bearerAuth(settings: AuthSettings, header: string | null): AuthContext {
+/** The token of an `Authorization: Bearer <token>` header. */
+function bearerToken(header: string | null): string {
   if (header === null) throw new AccessDeniedError("unauthenticated", "missing bearer token");
   if (Buffer.byteLength(header) > MAX_AUTHORIZATION_BYTES) {
     throw new AccessDeniedError("unauthenticated", "authorization header too large");
@@ -96,7 +108,11 @@ function bearerAuth(settings: AuthSettings, header: string | null): AuthContext 
   if (scheme?.toLowerCase() !== "bearer" || token.length === 0) {
     throw new AccessDeniedError("unauthenticated", "malformed authorization header");
   }
-  const digest = sha256(token);
+  return token;
+}
+
+function bearerAuth(settings: AuthSettings, header: string | null): AuthContext {
+  const digest = sha256(bearerToken(header));
   // Compare with every configured digest, so timing reveals neither the match nor its position (D7).
   const matched = settings.bearerTokenDigests.reduce((found, known) => timingSafeEqual(known, digest) || found, false);
   if (!matched) throw new AccessDeniedError("unauthenticated", "invalid bearer token");
@@ -113,11 +129,16 @@ function subjectAuth(settings: AuthSettings, subject: string | null): AuthContex
   return { method: "mtls_subject", subject, tokenFingerprint: null, principalId: subject };
 }
 
-/** `allowed_tools`: a non-empty list admits only its tools. */
-export function authorizeTool(settings: AuthSettings, tool: string): void {
-  if (settings.allowedTools.length > 0 && !settings.allowedTools.includes(tool)) {
+/** `allowed_tools` (a non-empty list admits only its tools), then an OAuth caller's scopes (`insufficient_scope`). */
+export function authorizeTool(
+  settings: AuthSettings,
+  tool: { name: string; readOnly: boolean },
+  auth: AuthContext,
+): void {
+  if (settings.allowedTools.length > 0 && !settings.allowedTools.includes(tool.name)) {
     throw new AccessDeniedError("unauthorized", "tool not authorized");
   }
+  settings.oauth?.authorizeScope(auth, tool.readOnly);
 }
 
 function sha256(text: string): Buffer {

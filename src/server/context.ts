@@ -5,13 +5,15 @@ export type Dialect = "dg" | "mcp";
 
 /** Who the caller is, as established by authentication. */
 export interface AuthContext {
-  method: "local" | "bearer_token" | "mtls_subject";
-  /** `stdio`, `loopback`, or the mTLS subject; null for bearer tokens. */
+  method: "local" | "bearer_token" | "mtls_subject" | "oauth";
+  /** `stdio`, `loopback`, the mTLS subject, or the OAuth principal; null for bearer tokens. */
   subject: string | null;
-  /** sha256 hex of the bearer token; never the token itself. */
+  /** sha256 hex of the bearer token or OAuth access token; never the token itself. */
   tokenFingerprint: string | null;
-  /** `stdio`, `loopback`, `token:<sha256 hex>` or the subject: the id used by policies and audit. */
+  /** `stdio`, `loopback`, `token:<sha256 hex>`, the subject or `oauth:<iss>#<sub>`: the id used by policies and audit. */
   principalId: string;
+  /** The OAuth access token's scopes; absent for the other methods. */
+  scopes?: readonly string[];
 }
 
 /** Everything the router needs to know about one call besides its arguments. */

@@ -1,15 +1,18 @@
-import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { DecisionGateError, InvalidRequestError, JsonParseError, LimitError } from "../core/errors.js";
 import { parseJsonBytes } from "../json/parse.js";
 import { InvalidCorrelationIdError, type ServerCorrelationIds, sanitizeClientCorrelationId } from "./correlation.js";
 import { type DgInput, refusalAnswer, serveDgMessage } from "./dialects/dg-rpc.js";
 import { createMcpServer, sdkMessage } from "./dialects/mcp.js";
+import { StatelessMcpHttp } from "./dialects/mcp-http.js";
 import { createListener, credentialsOf, type ListenerSettings, singleHeader } from "./listener.js";
 import { BEARER_CHALLENGE, type MetricsSettings, serveMetrics } from "./metrics-endpoint.js";
+import { serveResourceMetadata } from "./oauth/metadata-route.js";
+import type { OAuthResourceServer } from "./oauth/resource-server.js";
 import type { Observers } from "./observe.js";
 import { requireJsonBody } from "./request-guard.js";
 import type { Authentication, RequestInfo, ToolRouter } from "./router.js";
+import type { WireError } from "./wire-errors.js";
 
 export interface HttpSettings extends ListenerSettings {
   /** `sse` answers `/rpc` with one `text/event-stream` event instead of a JSON body. */
@@ -17,6 +20,8 @@ export interface HttpSettings extends ListenerSettings {
   maxInflight: number;
   /** Adds `WWW-Authenticate` to `unauthenticated` answers (bearer mode). */
   bearerChallenge: boolean;
+  /** `mode = "oauth"`: publishes the protected-resource metadata and words the `WWW-Authenticate` challenges. */
+  oauth: OAuthResourceServer | null;
   /** `/metrics` on this listener and the token it needs; null when `[server.metrics] bind` moves it elsewhere. */
   metrics: MetricsSettings | null;
 }
@@ -87,7 +92,7 @@ export function createHttpApp(
    * running anything. So callers that trickle bodies, or have no credentials, cannot hold the slots.
    */
   const admit = async (request: TaggedRequest, reply: FastifyReply) => {
-    const authentication = router.authenticate(credentialsOf(request, "http"));
+    const authentication = await router.authenticate(credentialsOf(request, "http"));
     (request[STATE] as RequestState).authentication = authentication;
     if ("refusal" in authentication) return;
     connections.authenticated(request.raw.socket);
@@ -105,13 +110,14 @@ export function createHttpApp(
       isDialectRoute(request) && state !== undefined
         ? await serveDgMessage(router, input, requestInfo(request, transportOf(request, settings)))
         : await hooks.audit.flush().then(() => refusalAnswer(refusal));
-    challengeIfUnauthenticated(reply, settings, answer.error?.kind);
+    challengeIfRefused(reply, settings, answer.error);
     if (refusal instanceof InvalidCorrelationIdError) reply.removeHeader("x-correlation-id");
     if (transportOf(request, settings) === "sse") return sendRpc(reply, settings, answer.httpStatus, answer.text);
     return reply.code(answer.httpStatus).type("application/json").send(answer.text);
   });
 
   app.get("/healthz", async () => ({ status: "ok" }));
+  if (settings.oauth !== null) serveResourceMetadata(app, settings.oauth);
   if (settings.metrics !== null) serveMetrics(app, hooks.metrics, settings.metrics);
   app.get("/readyz", async (_request, reply) => {
     const ready = await hooks.ready().catch(() => false);
@@ -120,25 +126,23 @@ export function createHttpApp(
 
   app.post("/rpc", { preHandler: admit }, async (request: TaggedRequest, reply) => {
     const answer = await serveDgMessage(router, { body: bodyOf(request) }, requestInfo(request, settings.transport));
-    challengeIfUnauthenticated(reply, settings, answer.error?.kind);
+    challengeIfRefused(reply, settings, answer.error);
     return sendRpc(reply, settings, answer.httpStatus, answer.text);
   });
 
+  const mcp = new StatelessMcpHttp((requestInfoOf) => createMcpServer(router, requestInfoOf));
   app.post("/mcp", { preHandler: admit }, async (request: TaggedRequest, reply) => {
     const parsed = parseMcpBody(bodyOf(request));
     const method = methodOf(parsed);
     (request[STATE] as RequestState).method = method;
     // Credentials that do not authenticate get HTTP 401 before the MCP server sees the request, as MCP clients expect.
-    router.admit(requestInfo(request, "http"), method);
-    const server = createMcpServer(router, () => requestInfo(request, "http", ids.next()));
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
-    reply.hijack();
-    reply.raw.on("close", () => {
-      void transport.close();
-      void server.close();
+    await router.admit(requestInfo(request, "http"), method, toolOf(parsed));
+    const answer = await mcp.handle(request.headers, parsed, {
+      ...requestInfo(request, "http"),
+      jsonRpcId: jsonRpcIdOf(parsed),
     });
-    await server.connect(transport);
-    await transport.handleRequest(request.raw, reply.raw, parsed);
+    reply.code(answer.status);
+    return answer.body === null ? reply.send() : reply.header("content-type", "application/json").send(answer.body);
   });
   for (const method of ["GET", "DELETE"] as const) {
     app.route({
@@ -167,7 +171,7 @@ function transportOf(request: FastifyRequest, settings: HttpSettings): "http" | 
   return request.routeOptions.url === "/rpc" ? settings.transport : "http";
 }
 
-function requestInfo(request: TaggedRequest, transport: "http" | "sse", serverCorrelationId?: string): RequestInfo {
+function requestInfo(request: TaggedRequest, transport: "http" | "sse"): RequestInfo {
   const state = request[STATE] as RequestState;
   const credentials = credentialsOf(request, transport);
   return {
@@ -176,9 +180,10 @@ function requestInfo(request: TaggedRequest, transport: "http" | "sse", serverCo
     peerIp: credentials.peerIp,
     requestId: null,
     clientCorrelationId: state.clientCorrelationId,
-    serverCorrelationId: serverCorrelationId ?? state.serverCorrelationId,
+    serverCorrelationId: state.serverCorrelationId,
     credentials,
     authentication: state.authentication,
+    headers: request.headers,
   };
 }
 
@@ -216,8 +221,26 @@ function methodOf(message: unknown): string {
   return typeof method === "string" ? method : "mcp";
 }
 
-function challengeIfUnauthenticated(reply: FastifyReply, settings: HttpSettings, kind: string | undefined): void {
-  if (kind === "unauthenticated" && settings.bearerChallenge) reply.header("www-authenticate", BEARER_CHALLENGE);
+/** The message's JSON-RPC id as the client sent it (the MCP server sees another), for tracing. */
+function jsonRpcIdOf(message: unknown): string | number | undefined {
+  const id = (message as { id?: unknown } | undefined)?.id;
+  return typeof id === "string" || typeof id === "number" ? id : undefined;
+}
+
+/** The tool a `tools/call` message names, for the scope check before the MCP server sees the request. */
+function toolOf(message: unknown): string | null {
+  const call = message as { method?: unknown; params?: { name?: unknown } } | undefined;
+  return call?.method === "tools/call" && typeof call.params?.name === "string" ? call.params.name : null;
+}
+
+function challengeIfRefused(reply: FastifyReply, settings: HttpSettings, error: WireError | null): void {
+  const challenge =
+    settings.oauth !== null
+      ? settings.oauth.challenge(error)
+      : error?.kind === "unauthenticated" && settings.bearerChallenge
+        ? BEARER_CHALLENGE
+        : null;
+  if (challenge !== null) reply.header("www-authenticate", challenge);
 }
 
 function sendRpc(reply: FastifyReply, settings: HttpSettings, status: number, body: string) {

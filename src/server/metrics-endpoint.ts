@@ -24,7 +24,7 @@ export function serveMetrics(app: FastifyInstance, metrics: ServerMetrics, setti
           tls_termination: "server",
         });
   app.get("/metrics", async (request, reply) => {
-    if (auth !== null) authenticate(auth, credentialsOf(request, "http"));
+    if (auth !== null) await authenticate(auth, credentialsOf(request, "http"));
     return reply.type(metrics.contentType).send(await metrics.text());
   });
 }

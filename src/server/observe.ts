@@ -32,17 +32,20 @@ export function observeRequest(
     tool: outcome.tool,
     code: outcome.error?.code ?? null,
   });
-  observers.log.debug(
-    {
-      transport: request.transport,
-      dialect: request.dialect,
-      method: boundedName(outcome.method),
-      tool: boundedName(outcome.tool),
-      error_kind: outcome.error?.kind ?? null,
-      server_correlation_id: request.serverCorrelationId,
-    },
-    "request handled",
-  );
+  // The line's fields are built only when it is written: most servers log at `info`.
+  if (observers.log.isLevelEnabled("debug")) {
+    observers.log.debug(
+      {
+        transport: request.transport,
+        dialect: request.dialect,
+        method: boundedName(outcome.method),
+        tool: boundedName(outcome.tool),
+        error_kind: outcome.error?.kind ?? null,
+        server_correlation_id: request.serverCorrelationId,
+      },
+      "request handled",
+    );
+  }
   return observers.audit.flush();
 }
 

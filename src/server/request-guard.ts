@@ -20,6 +20,8 @@ export class RequestGuard {
   private readonly hosts: ReadonlySet<string>;
   private readonly origins: ReadonlySet<string>;
   private readonly checksHost: boolean;
+  /** The last `Host` checked and whether it is answered: clients send the same one on every request. */
+  private lastHost: { header: string; allowed: boolean } | null = null;
 
   constructor(settings: RequestGuardSettings) {
     this.hosts = new Set(settings.allowedHosts.map((host) => parseHostHeader(host)?.hostname ?? host));
@@ -30,13 +32,21 @@ export class RequestGuard {
   /** Refuses a `Host` the server does not answer to, then an `Origin` that is neither its own nor allowed. */
   checkSource(headers: IncomingHttpHeaders): void {
     const { host, origin } = headers;
-    const hostname = host === undefined ? null : (parseHostHeader(host)?.hostname ?? null);
-    if (this.checksHost && (hostname === null || !(isLoopbackHostName(hostname) || this.hosts.has(hostname)))) {
+    if (this.checksHost && (host === undefined || !this.isAnsweredHost(host))) {
       throw new ForeignRequestError("host_not_allowed", "host not allowed");
     }
     if (origin !== undefined && !this.isAllowedOrigin(origin, host)) {
       throw new ForeignRequestError("origin_not_allowed", "origin not allowed");
     }
+  }
+
+  private isAnsweredHost(header: string): boolean {
+    if (this.lastHost?.header !== header) {
+      const hostname = parseHostHeader(header)?.hostname ?? null;
+      const allowed = hostname !== null && (isLoopbackHostName(hostname) || this.hosts.has(hostname));
+      this.lastHost = { header, allowed };
+    }
+    return this.lastHost.allowed;
   }
 
   private isAllowedOrigin(origin: string, host: string | undefined): boolean {

@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from "node:http";
 import { DecisionGateError, LimitError, MethodNotFoundError } from "../core/errors.js";
 import { decode } from "../core/wire/common.js";
 import type { JsonValue } from "../json/value.js";
@@ -9,7 +10,8 @@ import { resourceUriParam } from "./docs/catalog.js";
 import { type Observers, observeRequest } from "./observe.js";
 import type { RateLimiter } from "./rate-limit.js";
 import type { ServerServices } from "./services.js";
-import { catalogEntries, catalogEntry, type ToolDefinition } from "./tools/catalog.js";
+import type { Tracing } from "./telemetry/tracing.js";
+import { type CatalogEntry, catalogEntries, catalogEntry, type ToolDefinition } from "./tools/catalog.js";
 import { ScenarioRuntimes } from "./tools/scenario-runtimes.js";
 import type { Tool, ToolEnvironment } from "./tools/tool.js";
 import { toWireError, type WireError } from "./wire-errors.js";
@@ -23,9 +25,10 @@ import { toWireError, type WireError } from "./wire-errors.js";
  *                    audited (`mcp_tool_authz`); a refusal also takes a rate-limit token for the peer, so that
  *                    guessing credentials is throttled.
  *   2. rate-limit    one token for the principal.
- *   3. authorize     the tool must exist, then be in `allowed_tools`. Unknown tools are refused only after
- *                    authentication (the reference refuses them first), so callers without credentials learn
- *                    nothing about which tools exist.
+ *   3. authorize     the tool must exist, then be in `allowed_tools`, and an OAuth token must carry its scope
+ *                    (`read_scope` for read-only tools, `write_scope` for the others). Unknown tools are refused
+ *                    only after authentication (the reference refuses them first), so callers without credentials
+ *                    learn nothing about which tools exist.
  *   4. visibility    `[server.tools]` and the tool's availability: a hidden tool is an unknown tool.
  *   5. argument size a tool's size class: `document` tools may use the whole body limit, others 64 KiB.
  *   6. decode        the arguments, by the tool's zod schema.
@@ -33,6 +36,9 @@ import { toWireError, type WireError } from "./wire-errors.js";
  *                    not a `DecisionGateError` is logged with its cause and answered as "internal error".
  *   8. observe       after the dialect encoded the answer: the `mcp_request` audit line, the request counter and
  *                    a debug log line; the audit lines are written before the transport sends the answer.
+ *
+ * With `[telemetry]` on, steps 1 to 7 of a `tools/call` run inside its trace span (src/server/telemetry), which
+ * records how the call ended before step 8.
  *
  * `tools/list` stops after step 2 and answers the visible tools; `resources/list` and `resources/read` stop after
  * step 2 too (`resources/read` resolves its URI before step 1, as the reference does). A message the dialect or
@@ -64,6 +70,9 @@ export interface RequestInfo extends Omit<CallContext, "auth" | "action"> {
   credentials: Credentials;
   /** `authenticate(credentials)`, when the transport needed it before handing the request over. */
   authentication?: Authentication;
+  /** The HTTP request's headers and an MCP message's JSON-RPC id as sent, read only by tracing. */
+  headers?: IncomingHttpHeaders;
+  jsonRpcId?: string | number;
 }
 
 /** What a message asks the router to do; `refused` when the dialect or transport could not take it. */
@@ -83,6 +92,9 @@ export interface Inbound {
   requestBytes: number;
   /** Whether the request gets its `mcp_request` line, counter and log line (standard MCP: tool requests only). */
   recorded: boolean;
+  /** Standard MCP: the request's `params._meta` (a caller's `traceparent`) and its JSON-RPC id, for tracing. */
+  meta?: unknown;
+  jsonRpcId?: string | number;
 }
 
 export type Outcome = { ok: true; value: unknown } | { ok: false; error: WireError };
@@ -109,6 +121,8 @@ export class ToolRouter {
     private readonly auth: AuthSettings,
     visibility: ToolVisibility,
     private readonly limits: RouterLimits,
+    /** `[telemetry]`: null when off, so that an untraced call costs one comparison. */
+    private readonly tracing: Tracing | null = null,
   ) {
     this.environment = { services, runtimes: new ScenarioRuntimes(services) };
     this.observers = { audit: services.audit, metrics: services.metrics, log: services.log, auth };
@@ -128,9 +142,9 @@ export class ToolRouter {
   }
 
   /** Step 1's check of the credentials, with no side effect: transports may run it before handing requests over. */
-  authenticate(credentials: Credentials): Authentication {
+  async authenticate(credentials: Credentials): Promise<Authentication> {
     try {
-      return { auth: checkCredentials(this.auth, credentials) };
+      return { auth: await checkCredentials(this.auth, credentials) };
     } catch (refusal) {
       return { refusal };
     }
@@ -139,11 +153,14 @@ export class ToolRouter {
   /**
    * Step 1 alone, for a transport that must refuse unauthenticated requests before any message is handled (MCP
    * over HTTP answers them 401): a refusal is audited and throttled, and thrown; an accepted request records
-   * nothing here, since each message it carries goes through the whole pipeline.
+   * nothing here, since each message it carries goes through the whole pipeline. A `tools/call` of a known tool
+   * whose scope an OAuth token lacks is refused here too (MCP answers it 403 `insufficient_scope`).
    */
-  admit(request: RequestInfo, action: string): void {
-    const authentication = this.authenticationOf(request);
+  async admit(request: RequestInfo, action: string, tool: string | null = null): Promise<void> {
+    const authentication = await this.authenticationOf(request);
     if ("refusal" in authentication) this.refuseUnauthenticated(request, action, authentication.refusal);
+    const entry = tool === null ? undefined : catalogEntry(tool);
+    if (entry !== undefined) this.authorizeOrAudit(request, entry, authentication.auth);
   }
 
   /** Runs the pipeline for one message; `encode` turns the outcome into the dialect's answer. */
@@ -152,27 +169,44 @@ export class ToolRouter {
     inbound: Inbound,
     encode: (outcome: Outcome) => Encoded<Answer>,
   ): Promise<Answer> {
-    let outcome: Outcome;
-    try {
-      outcome = { ok: true, value: await this.perform(request, inbound.call) };
-    } catch (error) {
-      outcome = { ok: false, error: toWireError(error) };
-    }
+    const { call } = inbound;
+    const outcome =
+      this.tracing === null || call.kind !== "tools/call"
+        ? await this.settle(request, call)
+        : await this.tracing.toolCall(
+            {
+              method: "tools/call",
+              tool: call.tool,
+              jsonRpcId: request.jsonRpcId ?? inbound.jsonRpcId ?? request.requestId,
+              transport: request.transport,
+              headers: request.headers,
+              meta: inbound.meta,
+            },
+            () => this.settle(request, call),
+          );
     const { answer, responseBytes } = encode(outcome);
     await this.observe(request, inbound, outcome, responseBytes);
     return answer;
   }
 
-  /** Steps 1 to 7. */
+  /** Steps 1 to 7, and their outcome. */
+  private async settle(request: RequestInfo, call: RouterCall): Promise<Outcome> {
+    try {
+      return { ok: true, value: await this.perform(request, call) };
+    } catch (error) {
+      return { ok: false, error: toWireError(error) };
+    }
+  }
+
   private async perform(request: RequestInfo, call: RouterCall): Promise<unknown> {
     switch (call.kind) {
       case "refused":
         throw call.error;
       case "tools/list":
-        this.authenticated(request, "tools/list");
+        await this.authenticated(request, "tools/list");
         return this.listed;
       case "tools/call": {
-        const context = this.authenticated(request, call.tool);
+        const context = await this.authenticated(request, call.tool);
         const tool = this.authorized(context);
         if (!this.callable.has(tool.name)) throw new MethodNotFoundError("unknown tool");
         this.checkArgumentSize(tool, call.args);
@@ -180,20 +214,20 @@ export class ToolRouter {
       }
       case "resources/list": {
         const docs = this.requireResources();
-        this.authenticated(request, "resources/list");
+        await this.authenticated(request, "resources/list");
         return docs.catalog.resourcesList();
       }
       case "resources/read": {
         const contents = this.requireResources().catalog.resourcesRead(resourceUriParam(call.params));
-        this.authenticated(request, "resources/read");
+        await this.authenticated(request, "resources/read");
         return contents;
       }
     }
   }
 
   /** Steps 1 and 2: the context tools receive. */
-  private authenticated(request: RequestInfo, action: string): CallContext {
-    const authentication = this.authenticationOf(request);
+  private async authenticated(request: RequestInfo, action: string): Promise<CallContext> {
+    const authentication = await this.authenticationOf(request);
     if ("refusal" in authentication) this.refuseUnauthenticated(request, action, authentication.refusal);
     const { auth } = authentication;
     this.auditAuthz(request, action, auth, null);
@@ -210,7 +244,7 @@ export class ToolRouter {
     };
   }
 
-  private authenticationOf(request: RequestInfo): Authentication {
+  private async authenticationOf(request: RequestInfo): Promise<Authentication> {
     return request.authentication ?? this.authenticate(request.credentials);
   }
 
@@ -220,17 +254,22 @@ export class ToolRouter {
     throw error;
   }
 
-  /** Step 3: the tool, if it exists and `allowed_tools` admits it; a refusal is audited. */
+  /** Step 3: the tool, if it exists and `allowed_tools` and the caller's OAuth scopes admit it. */
   private authorized(context: CallContext): Tool {
-    const tool = catalogEntry(context.action)?.tool;
-    if (tool === undefined) throw new MethodNotFoundError("unknown tool");
+    const entry = catalogEntry(context.action);
+    if (entry === undefined) throw new MethodNotFoundError("unknown tool");
+    this.authorizeOrAudit(context, entry, context.auth);
+    return entry.tool;
+  }
+
+  /** A refusal of step 3 is audited. */
+  private authorizeOrAudit(request: Omit<RequestInfo, "credentials">, entry: CatalogEntry, auth: AuthContext): void {
     try {
-      authorizeTool(this.auth, tool.name);
+      authorizeTool(this.auth, { name: entry.tool.name, readOnly: entry.definition.annotations.readOnlyHint }, auth);
     } catch (error) {
-      this.auditAuthz(context, context.action, context.auth, error);
+      this.auditAuthz(request, entry.tool.name, auth, error);
       throw error;
     }
-    return tool;
   }
 
   /** Step 5. */
@@ -248,7 +287,7 @@ export class ToolRouter {
   private run(tool: Tool, args: JsonValue, context: CallContext): Promise<unknown> {
     return this.services.metrics
       .timeTool(tool.name, async () =>
-        tool.run(decode(tool.args, args, "arguments"), { ...this.environment, context, rawArgs: args }),
+        tool.run(decode(tool.args, args, "arguments"), { context, rawArgs: args, ...this.environment }),
       )
       .catch((error: unknown) => {
         // Callers see only "internal error"; the operator gets the cause.
@@ -283,8 +322,8 @@ export class ToolRouter {
   ): void {
     const wire = error === null ? null : toWireError(error);
     this.services.audit.toolAuthz({
-      ...auditCorrelation(request),
       decision: wire === null ? "allow" : "deny",
+      ...auditCorrelation(request),
       action,
       transport: request.transport,
       peer_ip: request.peerIp,

@@ -41,6 +41,8 @@ export interface ServerServices {
     anchorPolicy: AnchorPolicy | undefined;
     /** Signs every manifest `runpack_export` writes (`[runpack_storage] signing_key`). */
     signer: ManifestSigner | undefined;
+    /** Set by `[runpack_storage] attestation`: exports also write an attestation signed by `signer`. */
+    attestation: { verifierId: string } | undefined;
   };
   schemaRegistry: {
     maxSchemaBytes: number;

@@ -1,4 +1,4 @@
-import { AccessDeniedError, DecisionGateError, type ErrorKind, LimitError } from "../core/errors.js";
+import { AccessDeniedError, BearerTokenError, DecisionGateError, type ErrorKind, LimitError } from "../core/errors.js";
 
 /** The JSON-RPC side of an error: what every dialect sends for it (interface §2.3). */
 export interface WireError {
@@ -12,6 +12,8 @@ export interface WireError {
   errorCode: string;
   /** For the audit log only: why access was denied. Never sent to the caller. */
   auditReason?: string;
+  /** An OAuth token refusal: the RFC 6750 error code (and missing scope) of the `WWW-Authenticate` challenge. */
+  bearer?: { error: "invalid_token" | "insufficient_scope"; scope?: string };
 }
 
 const TABLE: Record<ErrorKind, { code: number; httpStatus: number }> = {
@@ -63,5 +65,8 @@ export function toWireError(error: unknown): WireError {
   };
   if (error instanceof LimitError && error.retryAfterMs !== undefined) wire.retryAfterMs = error.retryAfterMs;
   if (error instanceof AccessDeniedError) wire.auditReason = error.reason;
+  if (error instanceof BearerTokenError) {
+    wire.bearer = { error: error.bearerError, ...(error.scope === undefined ? {} : { scope: error.scope }) };
+  }
   return wire;
 }

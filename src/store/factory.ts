@@ -4,6 +4,11 @@ import type { RunStateStore, RunStoreVerifier } from "../core/run/store.js";
 import { MemoryRunStateStore } from "./memory/run-state.js";
 import { MemoryScenarioRegistry } from "./memory/scenario-registry.js";
 import { MemorySchemaRegistry } from "./memory/schema-registry.js";
+import { openPostgresDatabase, type PostgresDatabase } from "./postgres/database.js";
+import { PostgresRunStateStore } from "./postgres/run-state.js";
+import { PostgresScenarioRegistry } from "./postgres/scenario-registry.js";
+import { PostgresSchemaRegistry } from "./postgres/schema-registry.js";
+import { DATABASE_URL_ENV, databaseUrlProblem } from "./postgres/url.js";
 import type { ScenarioRegistry, SchemaRegistry } from "./registries.js";
 import { MAX_SCHEMA_BYTES, type SchemaLimits } from "./registry-common.js";
 import { type JournalMode, openSqliteDatabase, type SqliteDatabase, type SyncMode } from "./sqlite/database.js";
@@ -24,8 +29,10 @@ import {
 
 /** Keys shared by both sections; integers may arrive as `bigint` from the lossless config parser. */
 export interface StoreSectionConfig {
-  type: "memory" | "sqlite";
+  type: "memory" | "sqlite" | "postgres";
   path?: string | null;
+  /** PostgreSQL connection URL; absent: `DECISION_GATE_DATABASE_URL`. */
+  url?: string | null;
   busy_timeout_ms?: number | bigint;
   journal_mode?: JournalMode;
   sync_mode?: SyncMode;
@@ -53,7 +60,7 @@ export interface StoresConfig {
 
 export interface Stores {
   runs: RunStateStore & RunStoreVerifier;
-  /** SQLite in the run-state database when `run_state_store` is sqlite, so definitions survive restarts (D2). */
+  /** In the run-state database when `run_state_store` is sqlite or postgres, so definitions survive restarts (D2). */
   scenarios: ScenarioRegistry;
   schemas: SchemaRegistry;
   /** Checks every SQLite file opened here: SQLite's own check and, in the run-state file, every run. */
@@ -66,31 +73,60 @@ export interface Stores {
 
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 
-/** Opens the configured stores; a SQLite file that is damaged (per `startup_check`) is refused, naming it. */
-export async function openStores(config: StoresConfig): Promise<Stores> {
+/**
+ * Opens the configured stores; a SQLite file that is damaged (per `startup_check`) is refused, naming it.
+ * A `postgres` section without `url` connects to `DECISION_GATE_DATABASE_URL` from `env`.
+ */
+export async function openStores(config: StoresConfig, env: NodeJS.ProcessEnv = process.env): Promise<Stores> {
   const opened: SqliteDatabase[] = [];
+  /** PostgreSQL databases by URL: sections naming the same URL share one pool. */
+  const databases = new Map<string, PostgresDatabase>();
+  const closeAll = async () => {
+    // A SQLite file's close settles once its writer thread finished the commits it had in flight.
+    await Promise.all([...opened, ...databases.values()].map((db) => db.close()));
+  };
   try {
+    const runPg = await openPostgresSection(config.run_state_store, "run_state_store", databases, env);
+    const schemaPg = await openPostgresSection(config.schema_registry, "schema_registry", databases, env);
     const runDb = openSection(config.run_state_store, "run_state_store", opened);
     const schemaDb = openSection(config.schema_registry, "schema_registry", opened, config.run_state_store);
     const limits = schemaLimits(config.schema_registry);
-    const runs = runDb === undefined ? new MemoryRunStateStore() : new SqliteRunStateStore(runDb);
+    const runs =
+      runPg !== undefined
+        ? new PostgresRunStateStore(runPg)
+        : runDb === undefined
+          ? new MemoryRunStateStore()
+          : new SqliteRunStateStore(runDb);
     const stores: Stores = {
       runs,
-      scenarios: runDb === undefined ? new MemoryScenarioRegistry() : new SqliteScenarioRegistry(runDb),
-      schemas: schemaDb === undefined ? new MemorySchemaRegistry(limits) : new SqliteSchemaRegistry(schemaDb, limits),
+      scenarios:
+        runPg !== undefined
+          ? new PostgresScenarioRegistry(runPg)
+          : runDb === undefined
+            ? new MemoryScenarioRegistry()
+            : new SqliteScenarioRegistry(runDb),
+      schemas:
+        schemaPg !== undefined
+          ? new PostgresSchemaRegistry(schemaPg, limits)
+          : schemaDb === undefined
+            ? new MemorySchemaRegistry(limits)
+            : new SqliteSchemaRegistry(schemaDb, limits),
       check: async (depth, progress) => {
         const found: StoreFileCheck[] = [];
         for (const db of opened) found.push(await checkStoreFile(db, db === runDb ? runs : null, depth, progress));
         return found;
       },
       backup: async (to) => {
-        if (runDb === undefined)
-          throw new InvalidInputError("run_state_store is in memory: there is no file to back up");
+        if (runDb === undefined) {
+          throw new InvalidInputError(
+            runPg === undefined
+              ? "run_state_store is in memory: there is no file to back up"
+              : "run_state_store is in PostgreSQL: back it up with pg_dump (docs/DEPLOYMENT.md)",
+          );
+        }
         await runDb.backup(to);
       },
-      close: async () => {
-        for (const db of opened) db.close();
-      },
+      close: closeAll,
     };
     const startupCheck = config.run_state_store.startup_check ?? DEFAULT_STARTUP_CHECK;
     if (startupCheck !== "off") {
@@ -99,9 +135,37 @@ export async function openStores(config: StoresConfig): Promise<Stores> {
     }
     return stores;
   } catch (error) {
-    for (const db of opened) db.close();
+    await closeAll();
     throw error;
   }
+}
+
+/**
+ * Connects a `postgres` section (else undefined), to its `url` or `DECISION_GATE_DATABASE_URL`; sections naming the
+ * same URL share one pool. Errors name the field or the variable, never the URL (it may hold a password).
+ */
+async function openPostgresSection(
+  section: StoreSectionConfig,
+  name: "run_state_store" | "schema_registry",
+  databases: Map<string, PostgresDatabase>,
+  env: NodeJS.ProcessEnv,
+): Promise<PostgresDatabase | undefined> {
+  if (section.type !== "postgres") return undefined;
+  const configured = section.url ?? undefined;
+  const url = configured ?? env[DATABASE_URL_ENV];
+  if (url === undefined || url === "") {
+    throw new InvalidInputError(`postgres ${name} requires url (or the environment variable ${DATABASE_URL_ENV})`);
+  }
+  const problem = databaseUrlProblem(url);
+  if (problem !== undefined) {
+    throw new InvalidInputError(`${configured === undefined ? DATABASE_URL_ENV : `${name}.url`} ${problem}`);
+  }
+  let db = databases.get(url);
+  if (db === undefined) {
+    db = await openPostgresDatabase({ url });
+    databases.set(url, db);
+  }
+  return db;
 }
 
 /** Opens a section's database, reusing the run-state connection when `shareWith` names the same file. */
@@ -112,6 +176,7 @@ function openSection(
   shareWith?: StoreSectionConfig,
 ): SqliteDatabase | undefined {
   if (section.type === "memory") return undefined;
+  if (section.type === "postgres") return undefined;
   const options = sqliteOptions(section, name);
   const shared = opened.find((db) => db.path === resolve(options.path));
   if (shared !== undefined && shareWith !== undefined) {

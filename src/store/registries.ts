@@ -11,8 +11,8 @@ import {
 } from "../core/wire/common.js";
 
 /*
- * Contracts of the scenario and data-shape registries. Implementations: memory and SQLite (src/store).
- * Like run-state stores, SQLite implementations treat what they read back as untrusted and verify it.
+ * Contracts of the scenario and data-shape registries. Implementations: memory, SQLite and PostgreSQL (src/store).
+ * Like run-state stores, the SQL implementations treat what they read back as untrusted and verify it.
  */
 
 /** A defined scenario. `tenant_id` is the spec's `default_tenant_id`: null means every tenant of the namespace. */

@@ -193,7 +193,12 @@ describe("defaults", () => {
       max_docs: 32,
       max_sections: 10,
     });
-    expect(config.runpack_storage).toEqual({ type: "filesystem", root: "./runpacks" });
+    expect(config.runpack_storage).toEqual({
+      type: "filesystem",
+      root: "./runpacks",
+      attestation: false,
+      attestation_verifier_id: "decision-gate://server",
+    });
     expect(config.providers).toEqual([]);
   });
 
@@ -323,7 +328,7 @@ trust = { require_signature = { keys = ["keys/ext.pub"] } }
     expect(config.run_state_store.path).toBe(join(base, "state/runs.db"));
     expect(config.schema_registry.path).toBe(join(base, "state/registry.db"));
     expect(config.docs.extra_paths).toEqual([join(base, "guides")]);
-    expect(config.runpack_storage).toEqual({ type: "filesystem", root: join(base, "runpacks") });
+    expect(config.runpack_storage).toMatchObject({ type: "filesystem", root: join(base, "runpacks") });
     expect(config.providers[0]?.config).toMatchObject({ root: join(base, "evidence") });
     expect(config.providers[1]?.capabilities_path).toBe(join(base, "contracts/ext.json"));
     expect(config.providers[1]?.command).toEqual(["ext-provider"]);
@@ -512,6 +517,23 @@ describe("validation messages", () => {
     ['[schema_registry]\ntype = "sqlite"\n', "schema_registry.path", "sqlite schema_registry requires path"],
     ['[schema_registry]\npath = "x.db"\n', "schema_registry.path", "memory schema_registry must not set path"],
     [
+      '[run_state_store]\ntype = "postgres"\nurl = "mysql://dg:pw@db/dg"\n',
+      "run_state_store.url",
+      "run_state_store.url must be a postgres:// or postgresql:// URL",
+    ],
+    [
+      '[run_state_store]\ntype = "postgres"\npath = "x.db"\n',
+      "run_state_store.path",
+      "postgres run_state_store must not set path",
+    ],
+    [
+      '[run_state_store]\ntype = "sqlite"\npath = "x.db"\nurl = "postgres://db/dg"\n',
+      "run_state_store.url",
+      "sqlite run_state_store must not set url",
+    ],
+    ['[schema_registry]\ntype = "postgres"\nurl = "db:5432"\n', "schema_registry.url", "schema_registry.url must be"],
+    ['[schema_registry]\nurl = "postgres://db/dg"\n', "schema_registry.url", "memory schema_registry must not set url"],
+    [
       "[schema_registry]\nmax_schema_bytes = 0\n",
       "schema_registry.max_schema_bytes",
       "schema_registry.max_schema_bytes must be between 1 and 10485760",
@@ -542,6 +564,16 @@ describe("validation messages", () => {
       '[runpack_storage]\ntype = "object_store"\nprovider = "s3"\nbucket = " "\n',
       "runpack_storage.bucket",
       "runpack_storage.bucket must be non-empty",
+    ],
+    [
+      '[runpack_storage]\ntype = "filesystem"\nattestation = true\n',
+      "runpack_storage.attestation",
+      "runpack_storage.attestation requires runpack_storage.signing_key",
+    ],
+    [
+      '[runpack_storage]\ntype = "filesystem"\nattestation_verifier_id = "server"\n',
+      "runpack_storage.attestation_verifier_id",
+      "runpack_storage.attestation_verifier_id must be a URI",
     ],
     [
       '[[providers]]\nname = "time"\ntype = "builtin"\n[[providers]]\nname = "time"\ntype = "builtin"\n',
@@ -585,6 +617,23 @@ describe("validation messages", () => {
       ).toBe(true);
     },
   );
+
+  it("accepts a postgres store with or without url, and never quotes a url in its errors", () => {
+    const { config } = parseConfigText(
+      '[run_state_store]\ntype = "postgres"\nurl = "postgresql://dg:pw@db:5432/dg?sslmode=verify-full"\n' +
+        '[schema_registry]\ntype = "postgres"\n',
+    );
+    expect(config.run_state_store).toMatchObject({
+      type: "postgres",
+      url: "postgresql://dg:pw@db:5432/dg?sslmode=verify-full",
+    });
+    expect(config.schema_registry.url).toBeUndefined();
+    for (const url of ["http://dg:Secret-Pw-1@db/dg", "postgres://dg:Secret-Pw-1@[db/dg", "Secret-Pw-1"]) {
+      const error = configError(() => parseConfigText(`[run_state_store]\ntype = "postgres"\nurl = "${url}"\n`));
+      expect(error.message).toContain("run_state_store.url must be a postgres:// or postgresql:// URL");
+      expect(JSON.stringify({ message: error.message, details: error.details })).not.toContain("Secret-Pw-1");
+    }
+  });
 
   it("reports errors in the reference's validation order", () => {
     const error = configError(() =>

@@ -6,6 +6,7 @@ import { Writable } from "node:stream";
 import { afterAll, describe, expect, it } from "vitest";
 import { hashCanonical } from "../../src/json/hash.js";
 import type { JsonObject } from "../../src/json/value.js";
+import { compactJson } from "../../src/json/write.js";
 import {
   type AuditLog,
   type AuditSettings,
@@ -18,7 +19,6 @@ import {
   REDACTED,
   type RegistryAuditEvent,
   type SecurityAuditEvent,
-  scrubSecrets,
   type TenantAuthzEvent,
   type ToolAuthzEvent,
   type UsageAuditEvent,
@@ -512,14 +512,27 @@ describe("secret hygiene", () => {
   });
 
   it("keeps ordinary values, denial phrases and method labels", () => {
-    const line: JsonObject = {
+    const { log, audit, stderr } = openLog({ ...ENABLED, logPrecheckPayloads: true });
+    const payload: JsonObject = {
       reason: "unauthenticated: invalid bearer token",
       other: "missing bearer tokens",
       auth_method: "bearer_token",
       principal_id: "token:0a1b",
       nested: [{ count: 3n, note: "no credential here" }],
     };
-    expect(scrubSecrets(line)).toEqual(line);
+    log.toolAuthz({ ...toolAuthzDeny, reason: "unauthenticated: invalid bearer token" });
+    log.precheck({ ...precheck, request: payload, response: payload });
+    expect(stderr.lines()[0]?.reason).toBe("unauthenticated: invalid bearer token");
+    expect(audit.lines()[0]?.request).toEqual({ ...payload, nested: [{ count: 3, note: "no credential here" }] });
+  });
+
+  it("escapes every string value as compact JSON does", () => {
+    const { log, audit } = openLog();
+    const awkward = 'quote " backslash \\ newline \n tab \t nul \u0000 é 😀';
+    log.mcpRequest({ ...mcpRequest, peer_ip: awkward, error_kind: awkward });
+    const text = audit.text();
+    expect(text).toContain(`"peer_ip":${compactJson(awkward)},`);
+    expect(audit.lines()[0]?.error_kind).toBe(awkward);
   });
 
   it("fingerprints tokens as sha256 hex", () => {

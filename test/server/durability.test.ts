@@ -83,6 +83,15 @@ async function recordedDecisions(server: ServerProcess, dir: string): Promise<Js
   return parseJson(readFileSync(join(output, "artifacts/decisions.json"), "utf8")) as JsonObject[];
 }
 
+/** Resolves once `reached()` holds, so a kill lands mid-burst however fast the machine answers. */
+async function until(reached: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!reached()) {
+    if (Date.now() > deadline) throw new Error("the burst did not get far enough before the deadline");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 describe("durable state behind the real server", () => {
   it(
     "survives a restart: scenarios, runs and schemas are intact and the run continues",
@@ -144,7 +153,7 @@ describe("durable state behind the real server", () => {
       }
     };
     const lanes = Promise.all([0, 1, 2, 3].map(burst));
-    await new Promise((resolve) => setTimeout(resolve, 800));
+    await until(() => acknowledged.size > 20);
     await server.stop("SIGKILL");
     stop = true;
     await lanes;
@@ -196,7 +205,7 @@ describe("durable state behind the real server", () => {
         }
       };
       const lanes = Promise.all([0, 1, 2, 3, 4, 5, 6, 7].map(burst));
-      await new Promise((resolve) => setTimeout(resolve, 800));
+      await until(() => answered.length > 20);
       await server.stop("SIGKILL");
       stop = true;
       await lanes;

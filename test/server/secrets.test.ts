@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import { parseJson } from "../../src/json/parse.js";
 import type { JsonObject, JsonValue } from "../../src/json/value.js";
 import { compactJson } from "../../src/json/write.js";
+import { ENV_KEY_GATE } from "../support/scenarios.js";
 import { startServerProcess } from "../support/server-process.js";
 
 const TOKEN = "planted-bearer-T0KEN-9f3a";
@@ -48,31 +49,7 @@ config = { overrides = { DEPLOY_KEY = "${ENV_SECRET}" } }
         });
         return parseJson(await response.text()) as JsonObject;
       };
-      const spec = {
-        scenario_id: "deploy",
-        namespace_id: 2n,
-        spec_version: "1",
-        policies: [],
-        schemas: [],
-        conditions: [
-          {
-            condition_id: "key_set",
-            query: { provider_id: "env", check_id: "get", params: { key: "DEPLOY_KEY" } },
-            comparator: "exists",
-            policy_tags: [],
-          },
-        ],
-        stages: [
-          {
-            stage_id: "ship",
-            entry_packets: [],
-            gates: [{ gate_id: "g", requirement: { Condition: "key_set" } }],
-            advance_to: { kind: "terminal" },
-            timeout: null,
-            on_timeout: "fail",
-          },
-        ],
-      };
+      const spec = ENV_KEY_GATE;
       const run = { run_id: "r", tenant_id: 1n, namespace_id: 2n };
       expect((await call("scenario_define", { spec })).error).toBeUndefined();
       await call("scenario_start", {

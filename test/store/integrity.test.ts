@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import BetterSqlite from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { ControlPlane } from "../../src/core/run/control-plane.js";
 import { emptyAppendedRecords, type RunChange, type RunStateStore } from "../../src/core/run/store.js";
@@ -9,6 +10,7 @@ import { MemoryRunStateStore } from "../../src/store/memory/run-state.js";
 import { openSqliteDatabase, type SqliteDatabase } from "../../src/store/sqlite/database.js";
 import { STORE_MIGRATIONS } from "../../src/store/sqlite/migrations.js";
 import { SqliteRunStateStore } from "../../src/store/sqlite/run-state.js";
+import { commitGroup, StatementCache } from "../../src/store/sqlite/writer-group.js";
 import { logical, nextRequest, RELEASE_GATE, runConfig, specFrom, tick } from "../support/scenarios.js";
 import {
   decisionsFor,
@@ -241,7 +243,8 @@ describe("a full disk", () => {
     const plane = planeOn(store);
     await plane.start(runConfig(), logical(1), true);
     const pages = db.pragma("page_count") as number;
-    db.pragma(`max_page_count = ${pages}`);
+    // Writes go through the writer thread's connection, where the limit is set (it is per connection).
+    await db.writerPragma(`max_page_count = ${pages}`);
     let failure: unknown;
     let trigger = 0;
     while (failure === undefined && trigger < 500) {
@@ -255,7 +258,7 @@ describe("a full disk", () => {
     expect(toWireError(failure)).toMatchObject({ code: -32072, retryable: true, httpStatus: 503 });
     const before = await store.load(KEY);
     expect(before?.decisions.map((decision) => decision.trigger_id)).not.toContain(`t-${trigger}`);
-    db.pragma(`max_page_count = ${pages * 100}`);
+    await db.writerPragma(`max_page_count = ${pages * 100}`);
     const { result: retried } = await plane.next(nextRequest(`t-${trigger}`, 2));
     expect(retried.decision).toMatchObject({
       trigger_id: `t-${trigger}`,
@@ -263,19 +266,21 @@ describe("a full disk", () => {
     });
   });
 
-  it("after SQLite rolled a transaction back for a full disk, a savepoint never commits on its own", () => {
-    const { db } = open(tempPath());
-    db.prepare("CREATE TABLE t (x)").run();
-    db.pragma(`max_page_count = ${db.pragma("page_count")}`);
-    const insert = (bytes: number) => () => db.prepare(`INSERT INTO t VALUES (zeroblob(${bytes}))`).run();
-    const batch = () =>
-      db.write("test", () => {
-        expect(() => db.savepoint("test", insert(100_000))).toThrow(expect.objectContaining({ code: "storage_full" }));
-        expect(db.inTransaction()).toBe(false);
-        db.savepoint("test", insert(10));
-      });
-    expect(batch).toThrow(/savepoint outside a transaction/);
-    expect(db.prepare<{ rows: number }>("SELECT count(*) AS rows FROM t").get()?.rows).toBe(0);
+  it("after SQLite rolled a group back for a full disk, no later write of the group commits on its own", () => {
+    const connection = new BetterSqlite(tempPath());
+    cleanup.push(() => connection.close());
+    connection.prepare("CREATE TABLE t (x)").run();
+    connection.pragma(`max_page_count = ${connection.pragma("page_count", { simple: true })}`);
+    const insert = (bytes: number) => [{ sql: `INSERT INTO t VALUES (zeroblob(${bytes}))`, params: {} }];
+    const outcomes = commitGroup(connection, new StatementCache(connection), [insert(10), insert(100_000), insert(10)]);
+    expect(outcomes).toEqual(Array(3).fill({ failed: { code: "SQLITE_FULL", message: expect.any(String) } }));
+    expect(connection.prepare("SELECT count(*) AS rows FROM t").get()).toEqual({ rows: 0 });
+    connection.pragma("max_page_count = 1000000");
+    expect(commitGroup(connection, new StatementCache(connection), [insert(10), insert(10)])).toEqual([
+      { committed: true },
+      { committed: true },
+    ]);
+    expect(connection.prepare("SELECT count(*) AS rows FROM t").get()).toEqual({ rows: 2 });
   });
 
   it("commits grouped with one that finds the disk full are refused together: refused means not recorded", async () => {
@@ -283,7 +288,7 @@ describe("a full disk", () => {
     const plane = planeOn(store);
     const runs = Array.from({ length: 8 }, (_, i) => `run-${i}`);
     for (const run_id of runs) await plane.start(runConfig({ run_id }), logical(1), true);
-    db.pragma(`max_page_count = ${db.pragma("page_count")}`);
+    await db.writerPragma(`max_page_count = ${db.pragma("page_count")}`);
     // The first commit of the group needs new pages (a 64 KiB payload); the others fit in the pages there are.
     const big = { kind: "json" as const, value: "x".repeat(65_536) };
     const calls = runs.map((run_id, i) =>

@@ -6,12 +6,7 @@ import { createDispatchPolicy } from "../../src/core/dispatch/policy.js";
 import { DecisionGateError } from "../../src/core/errors.js";
 import { ControlPlane, type ControlPlaneOptions } from "../../src/core/run/control-plane.js";
 import type { RunState } from "../../src/core/run/schema.js";
-import {
-  emptyAppendedRecords,
-  type RunChange,
-  type RunStateStore,
-  StaleRunVersionError,
-} from "../../src/core/run/store.js";
+import { type RunStateStore, StaleRunVersionError } from "../../src/core/run/store.js";
 import { specHash } from "../../src/core/spec/hash.js";
 import { sha256Hex } from "../../src/json/hash.js";
 import { parseJson } from "../../src/json/parse.js";
@@ -32,6 +27,7 @@ import type { Migration } from "../../src/store/sqlite/migrations.js";
 import { SqliteRunStateStore } from "../../src/store/sqlite/run-state.js";
 import { SqliteScenarioRegistry } from "../../src/store/sqlite/scenario-registry.js";
 import { startBurst } from "../fixtures/store/burst-process.js";
+import { toolCallChange } from "../support/run-changes.js";
 import { logical, nextRequest, RELEASE_GATE, runConfig, specFrom, tick } from "../support/scenarios.js";
 import { TimeEvidence } from "../support/time-evidence.js";
 
@@ -99,22 +95,6 @@ const statusRequest = (at: number) => ({
   requested_at: logical(at),
   correlation_id: null,
 });
-
-/** A change appending one tool-call record, as a status call would. */
-function toolCallChange(callId: string, message = ""): RunChange {
-  const appended = emptyAppendedRecords();
-  const digest = { algorithm: "sha256" as const, value: "00" };
-  appended.tool_calls.push({
-    call_id: callId,
-    method: "scenario.status",
-    request_hash: digest,
-    response_hash: digest,
-    called_at: logical(2),
-    correlation_id: null,
-    error: message === "" ? null : { code: "failed", message, details: null },
-  });
-  return { current_stage_id: "review", stage_entered_at: logical(1), status: "active", appended };
-}
 
 interface Flow {
   name: string;

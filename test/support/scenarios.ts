@@ -4,6 +4,7 @@ import type { RunConfig, TriggerEvent } from "../../src/core/run/schema.js";
 import { ScenarioSpec } from "../../src/core/spec/schema.js";
 import { decode } from "../../src/core/wire/common.js";
 import { parseJson } from "../../src/json/parse.js";
+import type { JsonValue } from "../../src/json/value.js";
 import { MemoryRunStateStore } from "../../src/store/memory/run-state.js";
 import { TimeEvidence } from "./time-evidence.js";
 
@@ -36,6 +37,33 @@ export const RELEASE_GATE = `{
      "gates": [], "advance_to": {"kind": "terminal"}, "timeout": null, "on_timeout": "fail"}
   ]
 }`;
+
+/** Scenario `deploy`: one stage whose gate needs the `env` provider's `DEPLOY_KEY` to exist (wire JSON). */
+export const ENV_KEY_GATE = {
+  scenario_id: "deploy",
+  namespace_id: 2n,
+  spec_version: "1",
+  policies: [],
+  schemas: [],
+  conditions: [
+    {
+      condition_id: "key_set",
+      query: { provider_id: "env", check_id: "get", params: { key: "DEPLOY_KEY" } },
+      comparator: "exists",
+      policy_tags: [],
+    },
+  ],
+  stages: [
+    {
+      stage_id: "ship",
+      entry_packets: [],
+      gates: [{ gate_id: "g", requirement: { Condition: "key_set" } }],
+      advance_to: { kind: "terminal" },
+      timeout: null,
+      on_timeout: "fail",
+    },
+  ],
+} satisfies JsonValue;
 
 export const logical = (value: number) => ({ kind: "logical" as const, value: BigInt(value) });
 

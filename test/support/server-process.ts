@@ -49,12 +49,19 @@ export async function startServerProcess(
   };
 }
 
-/** Serves the configuration already in `dir` (several servers may share one directory); `stop` keeps the files. */
-export async function serveDirectory(dir: string, extraArgs: string[] = []): Promise<ServerProcess> {
+/**
+ * Serves the configuration already in `dir` (several servers may share one directory); `stop` keeps the files.
+ * `env` adds to this process's environment.
+ */
+export async function serveDirectory(
+  dir: string,
+  extraArgs: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+): Promise<ServerProcess> {
   const child = spawn(
     CLI_COMMAND.command,
     [...CLI_COMMAND.args, "serve", "--config", join(dir, "decision-gate.toml"), ...extraArgs],
-    { cwd: dir, stdio: ["ignore", "pipe", "pipe"] },
+    { cwd: dir, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } },
   );
   let stderr = "";
   child.stderr?.on("data", (chunk) => {

@@ -36,7 +36,17 @@ export interface RunpackBuildOptions {
   verification?: { reader: RunpackReader };
   /** Further JSON artifacts (kind `custom`) written after the run's logs, such as action receipts. */
   extraArtifacts?: ReadonlyArray<{ path: string; value: JsonValue }>;
+  /**
+   * Awaited after every `PAUSE_EVERY_BYTES` of encoded log records, so that a caller serving others (the server)
+   * can let them in while a long run is encoded; the bytes written do not depend on it.
+   */
+  pause?: () => Promise<void>;
+  /** Called after each artifact is encoded and after each is written, with how many of how many steps are done. */
+  onProgress?: (done: number, total: number) => void;
 }
+
+/** About this much canonical JSON (a few milliseconds of encoding) is written between two pauses. */
+export const PAUSE_EVERY_BYTES = 64 * 1024;
 
 export interface RunpackBuildResult {
   manifest: RunpackManifest;
@@ -75,13 +85,18 @@ export async function buildRunpack(
     value,
   ]);
   // Every artifact is encoded and size-checked before the first write, so a refused export leaves nothing behind.
-  const encoded = [...runArtifacts(spec, state), ...extras].map(([path, kind, value]) =>
-    encodeArtifact(path, kind, value),
-  );
+  const contents = [...runArtifacts(spec, state), ...extras];
+  const steps = contents.length * 2;
+  const encoded: Array<{ record: ArtifactRecord; bytes: Buffer }> = [];
+  for (const [path, kind, value] of contents) {
+    encoded.push(checkedArtifact(path, kind, await canonicalText(value, options.pause)));
+    options.onProgress?.(encoded.length, steps);
+  }
   const artifacts: ArtifactRecord[] = [];
   for (const { record, bytes } of encoded) {
     await sink.write(record.path, bytes);
     artifacts.push(record);
+    options.onProgress?.(encoded.length + artifacts.length, steps);
   }
   let manifest = manifestFor(spec, state, options, artifacts);
   await writeManifest(sink, manifestName, manifest);
@@ -90,7 +105,7 @@ export async function buildRunpack(
   // The report covers the files just written; the unlisted-file check belongs to whoever verifies the directory.
   const { reader } = options.verification;
   const report = await verifyRunpack(manifest, { read: (path, maxBytes) => reader.read(path, maxBytes) });
-  const reportArtifact = encodeArtifact(VERIFIER_REPORT_PATH, "verifier_report", report);
+  const reportArtifact = checkedArtifact(VERIFIER_REPORT_PATH, "verifier_report", canonicalJson(report));
   await sink.write(VERIFIER_REPORT_PATH, reportArtifact.bytes);
   artifacts.push(reportArtifact.record);
   manifest = manifestFor(spec, state, options, artifacts);
@@ -99,12 +114,32 @@ export async function buildRunpack(
 }
 
 /**
- * An artifact's canonical bytes and manifest record. An artifact larger than the verifier reads is refused here:
- * this project's runs can outgrow the reference's 16 MiB state limit (D10), and a runpack that no verifier accepts
- * must not be written.
+ * `canonicalJson(value)`, pausing between records when `value` is a list: a list's canonical text is its members'
+ * texts, comma-separated, in brackets.
  */
-function encodeArtifact(path: string, kind: ArtifactKind, value: JsonValue): { record: ArtifactRecord; bytes: Buffer } {
-  const bytes = Buffer.from(canonicalJson(value), "utf8");
+async function canonicalText(value: JsonValue, pause: (() => Promise<void>) | undefined): Promise<string> {
+  if (pause === undefined || !Array.isArray(value)) return canonicalJson(value);
+  const members: string[] = [];
+  let sincePause = 0;
+  for (const member of value) {
+    const text = canonicalJson(member);
+    members.push(text);
+    sincePause += text.length;
+    if (sincePause >= PAUSE_EVERY_BYTES) {
+      await pause();
+      sincePause = 0;
+    }
+  }
+  return `[${members.join(",")}]`;
+}
+
+/**
+ * An artifact's bytes (its canonical JSON `text`) and manifest record. An artifact larger than the verifier reads
+ * is refused here: this project's runs can outgrow the reference's 16 MiB state limit (D10), and a runpack that no
+ * verifier accepts must not be written.
+ */
+function checkedArtifact(path: string, kind: ArtifactKind, text: string): { record: ArtifactRecord; bytes: Buffer } {
+  const bytes = Buffer.from(text, "utf8");
   if (bytes.length > MAX_RUNPACK_ARTIFACT_BYTES) {
     throw new RunpackError(
       "artifact_too_large",

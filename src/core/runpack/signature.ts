@@ -119,7 +119,7 @@ function decodeSignatureFile(bytes: Uint8Array): ManifestSignature | undefined {
 }
 
 /** Standard padded base64 only: decoding and re-encoding must give back the same text. */
-function decodeCanonicalBase64(text: string): Uint8Array | undefined {
+export function decodeCanonicalBase64(text: string): Uint8Array | undefined {
   const bytes = Buffer.from(text, "base64");
   return bytes.toString("base64") === text ? new Uint8Array(bytes) : undefined;
 }

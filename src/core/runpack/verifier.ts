@@ -3,9 +3,10 @@ import { digestEquals, hashBytes } from "../../json/hash.js";
 import { parseJsonBytes } from "../../json/parse.js";
 import { DecisionGateError } from "../errors.js";
 import { anchorViolation } from "../run/anchors.js";
-import { DecisionRecord, GateEvalRecord } from "../run/schema.js";
+import { DecisionRecord, GateEvalRecord, type RunStatus } from "../run/schema.js";
 import { ScenarioSpec } from "../spec/schema.js";
 import { decode } from "../wire/common.js";
+import { attestationFileName, inspectAttestation, MAX_ATTESTATION_FILE_BYTES, runStatusOf } from "./attestation.js";
 import {
   DEFAULT_MANIFEST_NAME,
   MANIFEST_VERSION,
@@ -20,6 +21,7 @@ import {
   MAX_SIGNATURE_FILE_BYTES,
   type ManifestVerifyKey,
   manifestSignatureProblem,
+  type SignatureVerifier,
   signatureFileName,
 } from "./signature.js";
 
@@ -35,6 +37,13 @@ export interface VerifyOptions {
   manifestPath?: string;
   /** Require a signature file for the manifest, signed by this key (D9). Without it, a signature is not checked. */
   verifyKey?: ManifestVerifyKey;
+  /**
+   * Check the attestation beside the manifest (`<manifest>.intoto.dsse.json`) when there is one: its signature by
+   * `pinnedKey`, or without one by the key the envelope names, and its statement against the manifest.
+   */
+  attestation?: { verify: SignatureVerifier; pinnedKey?: Uint8Array };
+  /** Called after each listed file is hashed, with how many of how many are done. */
+  onProgress?: (done: number, total: number) => void;
   /** Checks of artifacts this module does not know (e.g. action receipts); each appends its problems. */
   extraChecks?: ReadonlyArray<(manifest: RunpackManifest, reader: RunpackReader, errors: string[]) => Promise<void>>;
 }
@@ -43,39 +52,58 @@ export interface VerifyOptions {
  * Verifies a runpack offline (evidence §8.5): every listed file's hash, the root hash, the decision log and
  * recorded anchors, with the reference's messages in its order. Then, beyond the reference (D9): files the
  * manifest does not account for (when the reader can list its files), `artifacts[]` against `integrity`, the
- * required artifact set, duplicate paths, `spec_hash` against the spec artifact, and the manifest signature.
+ * required artifact set, duplicate paths, `spec_hash` against the spec artifact, the manifest signature and the
+ * attestation.
  */
 export async function verifyRunpack(
   manifest: RunpackManifest,
   reader: RunpackReader,
   options: VerifyOptions = {},
 ): Promise<VerificationReport> {
+  const manifestPath = options.manifestPath ?? DEFAULT_MANIFEST_NAME;
   if (manifest.manifest_version !== MANIFEST_VERSION) {
     return report(0, [`unsupported manifest version: ${manifest.manifest_version}`]);
   }
   const errors: string[] = [];
-  const { checked, hashMismatches } = await checkFileHashes(manifest, reader, errors);
+  const { checked, hashMismatches } = await checkFileHashes(manifest, reader, errors, options.onProgress);
   if (rootHashOf(manifest.integrity.file_hashes).value !== manifest.integrity.root_hash.value) {
     errors.push("root hash mismatch");
   }
-  await checkDecisionLog(reader, errors);
+  const decisions = await checkDecisionLog(reader, errors);
   await checkAnchors(manifest, reader, errors);
-  if (reader.list !== undefined) await checkUnlistedFiles(manifest, await reader.list(), options, errors);
+  const files = await reader.list?.();
+  if (files !== undefined) checkUnlistedFiles(manifest, files, options, errors);
   checkArtifactsMatchIntegrity(manifest, hashMismatches, errors);
   checkRequiredArtifacts(manifest, errors);
   checkDuplicatePaths(manifest, errors);
   await checkSpecHash(manifest, reader, errors);
   if (options.verifyKey !== undefined) {
-    const signaturePath = signatureFileName(options.manifestPath ?? DEFAULT_MANIFEST_NAME);
+    const signaturePath = signatureFileName(manifestPath);
     await checkSignature(manifest, reader, signaturePath, options.verifyKey, errors);
+  }
+  if (options.attestation !== undefined) {
+    const status = decisions === undefined ? undefined : runStatusOf(decisions);
+    await checkAttestation(
+      manifest,
+      reader,
+      files,
+      { ...options.attestation, manifestPath, runStatus: status },
+      errors,
+    );
   }
   for (const check of options.extraChecks ?? []) await check(manifest, reader, errors);
   return report(checked, errors);
 }
 
 /** Reads and hashes every `file_hashes` entry; returns how many files were read and whose hash did not match. */
-async function checkFileHashes(manifest: RunpackManifest, reader: RunpackReader, errors: string[]) {
+async function checkFileHashes(
+  manifest: RunpackManifest,
+  reader: RunpackReader,
+  errors: string[],
+  onProgress: VerifyOptions["onProgress"],
+) {
   let checked = 0;
+  let done = 0;
   const hashMismatches = new Set<string>();
   for (const entry of manifest.integrity.file_hashes) {
     const bytes = await readOrRecord(
@@ -84,6 +112,7 @@ async function checkFileHashes(manifest: RunpackManifest, reader: RunpackReader,
       errors,
       (message) => `artifact read failed for ${entry.path}: ${message}`,
     );
+    onProgress?.(++done, manifest.integrity.file_hashes.length);
     if (bytes === undefined) continue;
     checked++;
     if (hashBytes(bytes).value !== entry.hash.value) {
@@ -120,17 +149,19 @@ async function tryRead(reader: RunpackReader, path: string, maxBytes: number): P
   }
 }
 
-async function checkDecisionLog(reader: RunpackReader, errors: string[]): Promise<void> {
+/** Checks the decision log and returns it, or undefined when it cannot be read. */
+async function checkDecisionLog(reader: RunpackReader, errors: string[]): Promise<DecisionRecord[] | undefined> {
   const decisions = await readArtifact(reader, DECISION_LOG_PATH, z.array(DecisionRecord), "decision log", errors);
-  if (decisions === undefined) return;
+  if (decisions === undefined) return undefined;
   const seen = new Set<string>();
   for (const decision of decisions) {
     if (seen.has(decision.trigger_id)) {
       errors.push(`duplicate decision for trigger ${decision.trigger_id}`);
-      return;
+      break;
     }
     seen.add(decision.trigger_id);
   }
+  return decisions;
 }
 
 /** Reads and decodes a JSON artifact, recording why when it cannot: `<what> read failed` or `invalid <what>`. */
@@ -177,16 +208,12 @@ async function checkAnchors(manifest: RunpackManifest, reader: RunpackReader, er
   }
 }
 
-async function checkUnlistedFiles(
-  manifest: RunpackManifest,
-  files: string[],
-  options: VerifyOptions,
-  errors: string[],
-): Promise<void> {
+function checkUnlistedFiles(manifest: RunpackManifest, files: string[], options: VerifyOptions, errors: string[]) {
   const known = new Set(manifest.integrity.file_hashes.map((entry) => entry.path));
   if (options.manifestPath !== undefined) {
     known.add(options.manifestPath);
     known.add(signatureFileName(options.manifestPath));
+    known.add(attestationFileName(options.manifestPath));
   }
   for (const file of [...files].sort()) {
     if (!known.has(file)) errors.push(`unexpected file in runpack: ${file}`);
@@ -259,4 +286,31 @@ async function checkSignature(
       ? "manifest signature missing"
       : manifestSignatureProblem(manifest, signatureFile, key);
   if (problem !== null) errors.push(problem);
+}
+
+/**
+ * An attestation is optional; when the directory holds one it must hold for this manifest. With a listing reader,
+ * presence is what the listing shows, so a file that is there but cannot be read (a symlink out, too large) fails.
+ */
+async function checkAttestation(
+  manifest: RunpackManifest,
+  reader: RunpackReader,
+  files: string[] | undefined,
+  options: {
+    manifestPath: string;
+    verify: SignatureVerifier;
+    pinnedKey?: Uint8Array;
+    runStatus: RunStatus | undefined;
+  },
+  errors: string[],
+): Promise<void> {
+  const path = attestationFileName(options.manifestPath);
+  if (files !== undefined && !files.includes(path)) return;
+  const file = await tryRead(reader, path, MAX_ATTESTATION_FILE_BYTES);
+  if (file instanceof DecisionGateError) {
+    if (files !== undefined) errors.push(`attestation unreadable: ${file.message}`);
+    return;
+  }
+  const inspection = inspectAttestation(manifest, file, { ...options, manifestName: options.manifestPath });
+  errors.push(...inspection.problems);
 }

@@ -1,6 +1,5 @@
-import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { startWorkerThread } from "../../net/worker-thread.js";
 import { EvidenceProviderFailure } from "../provider.js";
 import type { DocumentAnswer, DocumentRequest } from "./json-document.js";
 
@@ -76,7 +75,7 @@ export class JsonWorkerClient {
   }
 
   private spawn(): Worker {
-    const worker = startWorkerThread(this.heapMb);
+    const worker = startJsonWorker(this.heapMb);
     worker.on("message", (report: WorkerReport) => this.onReport(report));
     worker.on("error", (error) => this.onWorkerLost(worker, error));
     worker.on("exit", (code) => this.onWorkerLost(worker, new Error(`exited with code ${code}`)));
@@ -125,16 +124,7 @@ function limitExceeded(job: Job, message: string): DocumentAnswer {
   return { kind: "failure", code: "jsonpath_limit_exceeded", message, details: { jsonpath: job.request.jsonpath } };
 }
 
-/**
- * Runs json-worker.js next to this module. From TypeScript sources (tests, `tsx`) that is json-worker.ts, which
- * the worker can only load after registering tsx itself: Node 20 does not hand module loaders on to workers.
- */
-function startWorkerThread(heapMb: number): Worker {
-  const options = { resourceLimits: { maxOldGenerationSizeMb: heapMb } };
-  const extension = path.extname(fileURLToPath(import.meta.url));
-  const entry = new URL(`./json-worker${extension}`, import.meta.url);
-  if (extension !== ".ts") return new Worker(entry, options);
-  const tsx = import.meta.resolve("tsx/esm/api");
-  const bootstrap = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); });`;
-  return new Worker(bootstrap, { ...options, eval: true });
+/** Runs json-worker.js (json-worker.ts from sources) next to this module. */
+function startJsonWorker(heapMb: number): Worker {
+  return startWorkerThread(import.meta.url, "json-worker", { resourceLimits: { maxOldGenerationSizeMb: heapMb } });
 }

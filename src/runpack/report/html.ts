@@ -1,3 +1,4 @@
+import type { AttestationInspection } from "../../core/runpack/attestation.js";
 import type { TriState } from "../../core/wire/common.js";
 import type { SignatureStatus } from "./load.js";
 import type {
@@ -92,6 +93,7 @@ function verificationSection({ verification, rootHash }: ReportModel): Html {
 <dt>Root hash</dt><dd><code id="root-hash">${rootHash ?? "(no manifest)"}</code></dd>
 <dt>Checked files</dt><dd>${verification.checkedFiles}</dd>
 <dt>Signature</dt><dd id="signature" data-state="${verification.signature.state}">${signatureText(verification.signature)}</dd>
+<dt>Attestation</dt>${attestationItem(verification.attestation)}
 </dl>
 ${errors}${unreadable}${warning}
 </section>`;
@@ -108,6 +110,24 @@ function signatureText(signature: SignatureStatus): Html {
     case "invalid":
       return html`<strong>${signature.problem}</strong>${signature.keyId === null ? null : html` (key <code>${signature.keyId}</code>)`}`;
   }
+}
+
+function attestationItem(attestation: AttestationInspection | null): Html {
+  if (attestation === null) return html`<dd id="attestation" data-state="none">none</dd>`;
+  const { summary, signature } = attestation;
+  const state = attestation.problems.length === 0 ? "valid" : "invalid";
+  const claim =
+    summary === null
+      ? html`unreadable`
+      : html`<strong data-result="${summary.verificationResult}">${summary.verificationResult}</strong>, verified by <code>${summary.verifierId}</code> at ${summary.timeVerified}`;
+  const signed =
+    signature.state === "invalid"
+      ? html`<strong>${signature.problem}</strong>`
+      : signature.pinned
+        ? html`signature valid, by the required key <code>${signature.keyId}</code>`
+        : html`signature intact, by key <code>${signature.keyId}</code> (not checked against a trusted key)`;
+  const problems = attestation.problems.length === 0 ? null : html`; does not hold: ${attestation.problems.join("; ")}`;
+  return html`<dd id="attestation" data-state="${state}">in-toto SLSA verification summary: ${claim}; ${signed}${problems}</dd>`;
 }
 
 function runSection({ identity, counts }: ReportModel): Html {

@@ -9,6 +9,13 @@ import {
   TriggerRecord,
 } from "../../core/run/schema.js";
 import {
+  type AttestationInspection,
+  attestationFileName,
+  inspectAttestation,
+  MAX_ATTESTATION_FILE_BYTES,
+  runStatusOf,
+} from "../../core/runpack/attestation.js";
+import {
   MAX_RUNPACK_ARTIFACT_BYTES,
   type RunpackManifest,
   type VerificationReport,
@@ -23,7 +30,7 @@ import { ScenarioSpec } from "../../core/spec/schema.js";
 import { AnyJson, decode } from "../../core/wire/common.js";
 import { verifyStrict } from "../../evidence/trust/ed25519.js";
 import { parseJsonBytes } from "../../json/parse.js";
-import { FilesystemRunpack, readManifest, verifyRunpackDirectory } from "../filesystem.js";
+import { type DirectoryVerifyOptions, FilesystemRunpack, readManifest, verifyRunpackDirectory } from "../filesystem.js";
 
 /**
  * What the manifest's signature file proves. `pinned` means it was checked against the key the reader supplied;
@@ -51,6 +58,8 @@ export interface LoadedRunpack {
   manifest: RunpackManifest | null;
   verification: VerificationReport;
   signature: SignatureStatus;
+  /** What the attestation beside the manifest says and whether it holds; null when there is none. */
+  attestation: AttestationInspection | null;
   logs: RunpackLogs;
   /** Listed logs that could not be shown, each with the reason. */
   unreadable: string[];
@@ -73,7 +82,7 @@ const LOGS = {
 export async function loadRunpackForReport(
   root: string,
   manifestPath: string,
-  options: { verifyKey?: Uint8Array } = {},
+  options: Pick<DirectoryVerifyOptions, "verifyKey" | "onProgress"> = {},
 ): Promise<LoadedRunpack> {
   const runpack = new FilesystemRunpack(root);
   let manifest: RunpackManifest;
@@ -82,7 +91,8 @@ export async function loadRunpackForReport(
   } catch (error) {
     if (!(error instanceof DecisionGateError)) throw error;
     const verification = { status: "fail" as const, checked_files: 0n, errors: [error.message] };
-    return { manifestPath, manifest: null, verification, signature: { state: "unsigned" }, logs: {}, unreadable: [] };
+    const signature = { state: "unsigned" } as const;
+    return { manifestPath, manifest: null, verification, signature, attestation: null, logs: {}, unreadable: [] };
   }
   const verification = await verifyRunpackDirectory(root, manifestPath, options);
   const signature = await signatureStatus(runpack, manifestPath, manifest, options.verifyKey);
@@ -103,7 +113,29 @@ export async function loadRunpackForReport(
       unreadable.push(`${path}: ${error.message}`);
     }
   }
-  return { manifestPath, manifest, verification, signature, logs, unreadable };
+  const attestation = await attestationOf(runpack, manifestPath, manifest, options.verifyKey, logs.decisions);
+  return { manifestPath, manifest, verification, signature, attestation, logs, unreadable };
+}
+
+/** The attestation checked as the verifier checks it; a file that cannot be read is among the verification's errors. */
+async function attestationOf(
+  runpack: FilesystemRunpack,
+  manifestPath: string,
+  manifest: RunpackManifest,
+  pinnedKey: Uint8Array | undefined,
+  decisions: DecisionRecord[] | undefined,
+): Promise<AttestationInspection | null> {
+  const path = attestationFileName(manifestPath);
+  if (!(await runpack.list()).includes(path)) return null;
+  let file: Uint8Array;
+  try {
+    file = await runpack.read(path, MAX_ATTESTATION_FILE_BYTES);
+  } catch (error) {
+    if (!(error instanceof DecisionGateError)) throw error;
+    return null;
+  }
+  const runStatus = decisions === undefined ? undefined : runStatusOf(decisions);
+  return inspectAttestation(manifest, file, { manifestName: manifestPath, pinnedKey, verify: verifyStrict, runStatus });
 }
 
 async function signatureStatus(

@@ -6,6 +6,7 @@ import type {
   SubmissionRecord,
   TriggerRecord,
 } from "../../core/run/schema.js";
+import type { AttestationInspection } from "../../core/runpack/attestation.js";
 import type { ConditionSpec, Requirement, ScenarioSpec } from "../../core/spec/schema.js";
 import type { Timestamp, TriState } from "../../core/wire/common.js";
 import { isJsonObject, type JsonObject, type JsonValue } from "../../json/value.js";
@@ -29,6 +30,7 @@ export interface ReportModel {
     checkedFiles: string;
     errors: string[];
     signature: SignatureStatus;
+    attestation: AttestationInspection | null;
     unreadable: string[];
   };
   /** Scenario and run, for the page title; null when the manifest could not be read. */
@@ -118,6 +120,7 @@ export function buildReportModel(loaded: LoadedRunpack): ReportModel {
       checkedFiles: loaded.verification.checked_files.toString(),
       errors: loaded.verification.errors,
       signature: loaded.signature,
+      attestation: loaded.attestation,
       unreadable: loaded.unreadable,
     },
     subject: manifest === null ? null : { scenarioId: manifest.scenario_id, runId: manifest.run_id },

@@ -29,8 +29,8 @@ export function serveDgMessage(router: ToolRouter, input: DgInput, request: Requ
     const inbound = { call, method: input.method, tool: null, requestBytes: input.requestBytes, recorded: true };
     return router.serve(request, inbound, (outcome) => encode(null, null, call, outcome));
   }
-  const { id, requestId, method, tool, call } = decodeMessage(input.body);
-  const inbound = { call, method, tool, requestBytes: input.body.length, recorded: true };
+  const { id, requestId, method, tool, call, meta } = decodeMessage(input.body);
+  const inbound = { call, method, tool, requestBytes: input.body.length, recorded: true, meta };
   return router.serve({ ...request, requestId }, inbound, (outcome) => encode(id, requestId, call, outcome));
 }
 
@@ -53,6 +53,8 @@ interface DecodedMessage {
   method: string | null;
   tool: string | null;
   call: RouterCall;
+  /** `params._meta` (a caller's `traceparent`), for tracing. */
+  meta?: JsonValue;
 }
 
 /** Reads as much of the message as it can, so that even a refused one is answered and audited with its id. */
@@ -68,7 +70,8 @@ function decodeMessage(body: Uint8Array): DecodedMessage {
     requestId = compactJson(id);
     if (envelope.jsonrpc !== "2.0") throw new InvalidRequestError("invalid json-rpc version");
     if (method === "tools/call") tool = toolNameOf(envelope.params);
-    return { id, requestId, method, tool, call: routerCall(method, envelope.params) };
+    const meta = isJsonObject(envelope.params) ? envelope.params._meta : undefined;
+    return { id, requestId, method, tool, call: routerCall(method, envelope.params), meta };
   } catch (error) {
     return { id, requestId, method, tool, call: { kind: "refused", error } };
   }

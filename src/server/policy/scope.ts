@@ -46,8 +46,8 @@ export class ScopeGuard {
   async ensure(tenantId: bigint | null, namespaceId: bigint, context: CallContext): Promise<void> {
     const decide = (allowed: boolean, reason: string) =>
       this.audit.tenantAuthz({
-        ...auditCorrelation(context),
         tool: context.action,
+        ...auditCorrelation(context),
         allowed,
         reason,
         principal_id: context.auth.principalId,

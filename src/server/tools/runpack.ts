@@ -1,13 +1,17 @@
 import { join, resolve } from "node:path";
+import { setImmediate } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
 import { z } from "zod";
 import { RECEIPTS_ARTIFACT_PATH } from "../../actions/receipts.js";
 import { AccessDeniedError, NotFoundError, RunpackError } from "../../core/errors.js";
+import { attestationTime } from "../../core/runpack/attestation.js";
 import { buildRunpack } from "../../core/runpack/builder.js";
 import { DEFAULT_MANIFEST_NAME } from "../../core/runpack/manifest.js";
 import { writeManifestSignature } from "../../core/runpack/signature.js";
 import { NamespaceId, nullable, TenantId, Timestamp } from "../../core/wire/common.js";
-import { FilesystemRunpack, isWithin, verifyRunpackDirectory } from "../../runpack/filesystem.js";
+import { writeRunpackAttestation } from "../../runpack/attestation.js";
+import { FilesystemRunpack, isWithin } from "../../runpack/filesystem.js";
+import { verifyRunpackDirectoryInWorker } from "../../runpack/verify-in-worker.js";
 import type { CallContext } from "../context.js";
 import type { TenantReach } from "../policy/principals.js";
 import type { ServerServices } from "../services.js";
@@ -29,6 +33,8 @@ const runpackExport = defineTool({
   name: "runpack_export",
   args: ExportArgs,
   argumentSize: "small",
+  // Writes over the files of an earlier export in the same directory.
+  annotations: { destructiveHint: true },
   async run(request, { services, runtimes, context }) {
     const plane = await runtimes.admitted(context, request.tenant_id, request.namespace_id, request.scenario_id);
     const state = await services.runs.load(request);
@@ -39,7 +45,10 @@ const runpackExport = defineTool({
       : [];
     const runpack = new FilesystemRunpack(dir);
     const manifestName = request.manifest_name ?? DEFAULT_MANIFEST_NAME;
-    const { signer } = services.runpacks;
+    const { signer, attestation } = services.runpacks;
+    // Checked before anything is written: an export that cannot be attested writes nothing.
+    const attest = attestation &&
+      signer && { signer, verifierId: attestation.verifierId, timeVerified: attestationTime(request.generated_at) };
     const { manifest, report } = await withFilesystemErrors(async () => {
       const built = await buildRunpack(plane.spec, state, runpack, {
         generatedAt: request.generated_at,
@@ -48,8 +57,12 @@ const runpackExport = defineTool({
         security: services.runpacks.security,
         verification: request.include_verification ? { reader: runpack } : undefined,
         extraArtifacts,
+        pause: () => setImmediate(),
       });
       if (signer !== undefined) await writeManifestSignature(runpack, manifestName, built.manifest, signer);
+      if (attest) {
+        await writeRunpackAttestation(runpack, built.manifest, { ...attest, manifestName, runStatus: state.status });
+      }
       return built;
     });
     return named ? { manifest, report } : { manifest, report, storage_uri: pathToFileURL(`${dir}/`).href };
@@ -63,7 +76,9 @@ const runpackVerify = defineTool({
   annotations: { readOnlyHint: true, idempotentHint: true },
   async run({ runpack_dir, manifest_path }, { services, context }) {
     const dir = confinedPath(services, context, runpack_dir, services.scopes.tenantsReachedBy(context));
-    const report = await withFilesystemErrors(() => verifyRunpackDirectory(dir, manifest_path));
+    const report = await withFilesystemErrors(() =>
+      verifyRunpackDirectoryInWorker(dir, manifest_path, services.runpacks.signer?.publicKey),
+    );
     return { report, status: report.status };
   },
 });

@@ -44,6 +44,8 @@ const scenarioStart = defineTool({
   name: "scenario_start",
   args: StartArgs,
   argumentSize: "small",
+  // Starting a run that exists is refused (`run_exists`) and changes nothing.
+  annotations: { idempotentHint: true },
   async run({ scenario_id, run_config, started_at, issue_entry_packets }, { services, runtimes, context }) {
     const plane = await runtimes.admitted(context, run_config.tenant_id, run_config.namespace_id, scenario_id);
     const { state, receipt } = await plane.start(run_config, started_at, issue_entry_packets);
@@ -67,8 +69,9 @@ const scenarioNext = defineTool({
   name: "scenario_next",
   args: NextArgs,
   argumentSize: "small",
-  // Providers may answer over HTTP or MCP.
-  annotations: { openWorldHint: true },
+  // Providers may answer over HTTP or MCP. A trigger id already decided replays its decision (D4): no new
+  // evidence query, decision or packet.
+  annotations: { idempotentHint: true, openWorldHint: true },
   attachesAction: true,
   async run({ scenario_id, request, feedback }, { services, runtimes, context }) {
     const plane = await runtimes.admitted(context, request.tenant_id, request.namespace_id, scenario_id);
@@ -83,6 +86,8 @@ const scenarioSubmit = defineTool({
   name: "scenario_submit",
   args: SubmitArgs,
   argumentSize: "document",
+  // The same submission again returns the recorded one; a different one under its id is refused.
+  annotations: { idempotentHint: true },
   async run({ scenario_id, request }, { runtimes, context }) {
     const plane = await runtimes.admitted(context, request.tenant_id, request.namespace_id, scenario_id);
     return plane.submit(request);
@@ -93,7 +98,8 @@ const scenarioTrigger = defineTool({
   name: "scenario_trigger",
   args: TriggerArgs,
   argumentSize: "document",
-  annotations: { openWorldHint: true },
+  // As scenario_next.
+  annotations: { idempotentHint: true, openWorldHint: true },
   attachesAction: true,
   async run({ scenario_id, trigger }, { services, runtimes, context }) {
     const plane = await runtimes.admitted(context, trigger.tenant_id, trigger.namespace_id, scenario_id);

@@ -78,8 +78,8 @@ async function admit(
   await services.scopes.ensure(scope.tenant_id, scope.namespace_id, context);
   const decision = services.schemaRegistry.acl.decide(context.auth, action, scope);
   services.audit.registry({
-    ...auditCorrelation(context),
     tenant_id: scope.tenant_id,
+    ...auditCorrelation(context),
     namespace_id: scope.namespace_id,
     action,
     allowed: decision.allowed,

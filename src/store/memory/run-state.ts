@@ -13,7 +13,9 @@ import {
   type RunLogSource,
   type RunReceipts,
   type RunRows,
+  type RunSnapshot,
   type StoredRecord,
+  type StoredTriggerEntry,
   storedForm,
 } from "../run-log/backend.js";
 import type { StoredHead } from "../run-log/head.js";
@@ -44,12 +46,11 @@ interface MemoryRun {
 class MemoryRunRows implements RunBackend<MemoryRun> {
   private readonly runs = new Map<string, MemoryRun>();
 
-  find(key: RunKey): FoundRun<MemoryRun> | undefined {
-    const run = this.runs.get(runKeyText(key));
-    return run === undefined ? undefined : { ref: run, head: run.head };
+  async find(key: RunKey): Promise<FoundRun<MemoryRun> | undefined> {
+    return this.found(key);
   }
 
-  keys(): RunKey[] {
+  async keys(): Promise<RunKey[]> {
     return [...this.runs.values()].map((run) => run.key);
   }
 
@@ -59,15 +60,18 @@ class MemoryRunRows implements RunBackend<MemoryRun> {
 
   receipts(run: MemoryRun): RunReceipts {
     return {
-      last: () => structuredClone(run.receipts.at(-1)),
-      ofDecision: (decisionId) => structuredClone(run.receipts.find((receipt) => receipt.decision_id === decisionId)),
-      all: () => structuredClone(run.receipts),
+      last: async () => structuredClone(run.receipts.at(-1)),
+      ofDecision: async (decisionId) =>
+        structuredClone(run.receipts.find((receipt) => receipt.decision_id === decisionId)),
+      all: async () => structuredClone(run.receipts),
     };
   }
 
-  /** Nothing changes while synchronous work runs. */
-  snapshot<T>(work: () => T): T {
-    return work();
+  /** Read at once: nothing changes in between. */
+  async snapshot(key: RunKey): Promise<RunSnapshot<MemoryRun> | undefined> {
+    const found = this.found(key);
+    if (found === undefined) return undefined;
+    return { ...found, log: [...found.ref.records], triggerList: triggerListOf(found.ref) };
   }
 
   async insert(key: RunKey, rows: RunRows): Promise<void> {
@@ -89,13 +93,25 @@ class MemoryRunRows implements RunBackend<MemoryRun> {
   }
 
   async append(key: RunKey, plan: (found: FoundRun<MemoryRun> | undefined) => PlannedAppend<MemoryRun>) {
-    const { ref: run, rows } = plan(this.find(key));
+    const { ref: run, rows } = plan(this.found(key));
     write(run, rows);
   }
 
   async ready(): Promise<boolean> {
     return true;
   }
+
+  private found(key: RunKey): FoundRun<MemoryRun> | undefined {
+    const run = this.runs.get(runKeyText(key));
+    return run === undefined ? undefined : { ref: run, head: run.head };
+  }
+}
+
+function triggerListOf(run: MemoryRun): StoredTriggerEntry[] {
+  return [...run.listed].map(([key, seq]) => {
+    const [kind = "", ...rest] = key.split("\n");
+    return { kind, trigger_id: rest.join("\n"), seq };
+  });
 }
 
 /** Writes rows all or nothing: a second trigger or decision for a listed trigger id is refused first. */
@@ -136,50 +152,43 @@ function triggerKey(kind: OnePerTriggerKind, triggerId: string): string {
 class MemoryRunLogSource implements RunLogSource {
   constructor(private readonly run: MemoryRun) {}
 
-  atPosition(position: number) {
-    return this.run.records[position - 1];
+  async atPosition(position: number) {
+    return this.at(position);
   }
 
-  prevHashAt(position: number) {
-    return this.atPosition(position)?.prev_hash;
+  async prevHashAt(position: number) {
+    return this.at(position)?.prev_hash;
   }
 
-  bySeq(kind: RecordKind, seq: number) {
+  async bySeq(kind: RecordKind, seq: number) {
     const position = this.run.positionsOf.get(kind)?.[seq - 1];
-    return position === undefined ? undefined : this.atPosition(position);
+    return position === undefined ? undefined : this.at(position);
   }
 
-  firstByTrigger(kind: OnePerTriggerKind, triggerId: string, maxSeq: number) {
+  async firstByTrigger(kind: OnePerTriggerKind, triggerId: string, maxSeq: number) {
     const position = this.run.byTrigger.get(triggerKey(kind, triggerId));
-    const row = position === undefined ? undefined : this.atPosition(position);
+    const row = position === undefined ? undefined : this.at(position);
     return row !== undefined && row.seq <= maxSeq ? row : undefined;
   }
 
-  listedTrigger(kind: OnePerTriggerKind, triggerId: string) {
+  async listedTrigger(kind: OnePerTriggerKind, triggerId: string) {
     return this.run.listed.get(triggerKey(kind, triggerId));
   }
 
-  packetsOf(decisionId: string, maxSeq: number) {
+  async packetsOf(decisionId: string, maxSeq: number) {
     return this.rows(this.run.packetsByDecision.get(decisionId), maxSeq);
   }
 
-  lastSubmission(submissionId: string, maxSeq: number) {
+  async lastSubmission(submissionId: string, maxSeq: number) {
     return this.rows(this.run.submissionsById.get(submissionId), maxSeq).at(-1);
   }
 
-  upToSeq(kind: RecordKind, maxSeq: number) {
+  async upToSeq(kind: RecordKind, maxSeq: number) {
     return this.rows(this.run.positionsOf.get(kind)?.slice(0, maxSeq), maxSeq);
   }
 
-  wholeLog() {
-    return [...this.run.records];
-  }
-
-  triggerList() {
-    return [...this.run.listed].map(([key, seq]) => {
-      const [kind = "", ...rest] = key.split("\n");
-      return { kind, trigger_id: rest.join("\n"), seq };
-    });
+  private at(position: number): StoredRecord | undefined {
+    return this.run.records[position - 1];
   }
 
   private rows(positions: number[] | undefined, maxSeq: number): StoredRecord[] {

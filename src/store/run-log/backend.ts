@@ -10,16 +10,19 @@ import type { ChainedRecord, Lookups, TriggerListEntry } from "./records.js";
  *
  * A backend supplies:
  * - raw reads: a run's head row (`find`), its records and trigger list (`source`), its receipts, every run's key;
- * - `snapshot`: several reads over one consistent view of the store (a read transaction);
+ * - `snapshot`: a run's head, its whole log and its trigger list read in one consistent view (a read transaction).
+ *   Every other read is bounded by a head the caller read first (a seq or position up to its counts), and records
+ *   are never changed once written, so those need no transaction: a commit landing meanwhile adds nothing they see;
  * - `insert`: a new run's rows, all or nothing, refused with `run_exists` when the key is taken;
- * - `append`: inside its own write transaction, under whatever serialises writers on one run, re-reads the run's
- *   head and hands it to `plan`, which checks the version the caller read (`StaleRunVersionError` otherwise) and
- *   returns the rows to write; writes them all or nothing, and settles only once they are durable;
+ * - `append`: hands the run's head to `plan`, which checks the version the caller read (`StaleRunVersionError`
+ *   otherwise) and returns the rows to write; writes them all or nothing only if, inside its write transaction and
+ *   under whatever serialises writers on one run, the head is still the one planned on (re-read there, or read
+ *   before and compared there; `StaleRunVersionError` otherwise), and settles only once they are durable;
  * - uniqueness guards as the final fence, whatever else serialises writers: one record per (run, position) and
  *   per (run, kind, seq), one trigger-list entry per (run, kind, trigger id) (a second one fails the write with
  *   `duplicateTriggerError`, records.ts).
  *
- * Reads are synchronous (the SQLite driver's, and the memory store's); `append` and `insert` may settle later.
+ * Every read returns a promise (PostgreSQL answers over the network); SQLite and memory resolve theirs at once.
  */
 
 /** A record row as a backend reads it back: every column untrusted. */
@@ -56,38 +59,59 @@ export function storedForm(record: ChainedRecord): StoredRecord & { record_json:
 
 /** The raw reads of one run's records. Results may be anything: the caller verifies them. */
 export interface RunLogSource {
-  atPosition(position: number): StoredRecord | undefined;
+  atPosition(position: number): Promise<StoredRecord | undefined>;
   /** The `prev_hash` column of the record at `position` (the link of the record before it). */
-  prevHashAt(position: number): string | undefined;
-  bySeq(kind: RecordKind, seq: number): StoredRecord | undefined;
+  prevHashAt(position: number): Promise<string | undefined>;
+  bySeq(kind: RecordKind, seq: number): Promise<StoredRecord | undefined>;
   /** Through the lookup index: the first record of `kind` naming `triggerId` with a seq up to `maxSeq`. */
-  firstByTrigger(kind: OnePerTriggerKind, triggerId: string, maxSeq: number): StoredRecord | undefined;
+  firstByTrigger(kind: OnePerTriggerKind, triggerId: string, maxSeq: number): Promise<StoredRecord | undefined>;
   /** From the trigger list, kept apart from the lookup index: the seq of that record, whatever its seq. */
-  listedTrigger(kind: OnePerTriggerKind, triggerId: string): number | undefined;
+  listedTrigger(kind: OnePerTriggerKind, triggerId: string): Promise<number | undefined>;
   /** Packets naming the decision with a packet seq up to `maxSeq`, in seq order. */
-  packetsOf(decisionId: string, maxSeq: number): StoredRecord[];
+  packetsOf(decisionId: string, maxSeq: number): Promise<StoredRecord[]>;
   /** The newest submission with this id and a seq up to `maxSeq`. */
-  lastSubmission(submissionId: string, maxSeq: number): StoredRecord | undefined;
+  lastSubmission(submissionId: string, maxSeq: number): Promise<StoredRecord | undefined>;
   /** Records of `kind` with a seq up to `maxSeq`, in seq order. */
-  upToSeq(kind: RecordKind, maxSeq: number): StoredRecord[];
-  /** Every record of the run in position order. */
-  wholeLog(): StoredRecord[];
-  /** Every trigger-list row of the run. */
-  triggerList(): StoredTriggerEntry[];
+  upToSeq(kind: RecordKind, maxSeq: number): Promise<StoredRecord[]>;
+}
+
+/** The synchronous form of a read interface, for drivers that answer at once (SQLite's). */
+export type Synchronous<T> = {
+  [K in keyof T]: T[K] extends (...args: infer A) => Promise<infer R> ? (...args: A) => R : T[K];
+};
+
+/** The reads of a synchronous source, as the promises the shared layer awaits. */
+export function resolvedSource(source: Synchronous<RunLogSource>): RunLogSource {
+  return {
+    atPosition: async (position) => source.atPosition(position),
+    prevHashAt: async (position) => source.prevHashAt(position),
+    bySeq: async (kind, seq) => source.bySeq(kind, seq),
+    firstByTrigger: async (kind, triggerId, maxSeq) => source.firstByTrigger(kind, triggerId, maxSeq),
+    listedTrigger: async (kind, triggerId) => source.listedTrigger(kind, triggerId),
+    packetsOf: async (decisionId, maxSeq) => source.packetsOf(decisionId, maxSeq),
+    lastSubmission: async (submissionId, maxSeq) => source.lastSubmission(submissionId, maxSeq),
+    upToSeq: async (kind, maxSeq) => source.upToSeq(kind, maxSeq),
+  };
 }
 
 /** A run's action receipts as a backend reads them, each checked against its own stored hash (or never stored). */
 export interface RunReceipts {
-  last(): StoredReceipt | undefined;
-  ofDecision(decisionId: string): StoredReceipt | undefined;
+  last(): Promise<StoredReceipt | undefined>;
+  ofDecision(decisionId: string): Promise<StoredReceipt | undefined>;
   /** Every receipt of the run in issue order. */
-  all(): StoredReceipt[];
+  all(): Promise<StoredReceipt[]>;
 }
 
 /** A run as a backend finds it: the backend's own reference to it, and its head row as stored. */
 export interface FoundRun<Ref> {
   ref: Ref;
   head: StoredHead;
+}
+
+/** A run's head row, every record of its log in position order and every trigger-list row, as of one moment. */
+export interface RunSnapshot<Ref> extends FoundRun<Ref> {
+  log: StoredRecord[];
+  triggerList: StoredTriggerEntry[];
 }
 
 /** Rows to write for a new run or an append: the new head row, the records, their trigger-list entries, receipts. */
@@ -105,13 +129,13 @@ export interface PlannedAppend<Ref> {
 }
 
 export interface RunBackend<Ref> {
-  find(key: RunKey): FoundRun<Ref> | undefined;
+  find(key: RunKey): Promise<FoundRun<Ref> | undefined>;
   /** Every stored run, in the order they were created. */
-  keys(): RunKey[];
+  keys(): Promise<RunKey[]>;
   source(ref: Ref): RunLogSource;
   receipts(ref: Ref, key: RunKey): RunReceipts;
-  /** Runs `work`, whose reads must see one consistent state of the store. */
-  snapshot<T>(work: () => T): T;
+  /** The run's head, whole log and trigger list in one consistent view; `undefined` when there is no such run. */
+  snapshot(key: RunKey): Promise<RunSnapshot<Ref> | undefined>;
   /** Stores a new run's rows, all or nothing; `run_exists` when the key is taken. */
   insert(key: RunKey, rows: RunRows): Promise<void>;
   /** Re-reads the run in a write transaction, writes the rows `plan` returns for it, settles once durable. */

@@ -130,7 +130,19 @@ export function chainRecords(counts: LogCounts, chainTip: string, encoded: Encod
     if (record.recordSeq !== null && record.recordSeq !== next[log]) {
       throw new InternalError(`${record.kind} seq ${record.recordSeq} appended as ${next[log]} in ${runKeyText(key)}`);
     }
-    const chained = { ...record, position: ++position, seq: next[log], prevHash: tip };
+    // Spelled out: on Node 20 a spread that adds members costs microseconds per object, and this runs per record.
+    const chained: ChainedRecord = {
+      kind: record.kind,
+      recordSeq: record.recordSeq,
+      bytes: record.bytes,
+      sha256: record.sha256,
+      trigger_id: record.trigger_id,
+      decision_id: record.decision_id,
+      submission_id: record.submission_id,
+      position: ++position,
+      seq: next[log],
+      prevHash: tip,
+    };
     tip = linkHash(tip, {
       position: chained.position,
       kind: record.kind,

@@ -50,11 +50,11 @@ export class ChainedRunStore<Ref> implements RunStateStore, RunStoreVerifier {
   }
 
   async open(key: RunKey): Promise<RunSession | undefined> {
-    const found = this.backend.find(key);
+    const found = await this.backend.find(key);
     if (found === undefined) return undefined;
     const { head, log } = this.verifiedRun(key, found);
     const run = runKeyText(key);
-    this.tails.remember(run, log.verifyTail(this.tails.get(run)));
+    this.tails.remember(run, await log.verifyTail(this.tails.get(run)));
     return new VerifiedRunSession(head, log, this.backend.receipts(found.ref, key));
   }
 
@@ -72,33 +72,34 @@ export class ChainedRunStore<Ref> implements RunStateStore, RunStoreVerifier {
   }
 
   async load(key: RunKey): Promise<RunState | undefined> {
-    return this.backend.snapshot(() => {
-      const found = this.backend.find(key);
-      if (found === undefined) return undefined;
-      const { head, log } = this.verifiedRun(key, found);
-      const { counts: _counts, version: _version, ...fields } = head;
-      return { ...fields, ...log.loadAll() };
-    });
+    const snapshot = await this.backend.snapshot(key);
+    if (snapshot === undefined) return undefined;
+    const { head, log } = this.verifiedRun(key, snapshot);
+    const { counts: _counts, version: _version, ...fields } = head;
+    return { ...fields, ...(await log.loadAll(snapshot.log)) };
   }
 
   async loadReceipts(key: RunKey): Promise<StoredReceipt[]> {
-    return this.backend.snapshot(() => {
-      const found = this.backend.find(key);
-      return found === undefined ? [] : this.backend.receipts(found.ref, key).all();
-    });
+    const found = await this.backend.find(key);
+    return found === undefined ? [] : this.backend.receipts(found.ref, key).all();
   }
 
-  /** Each run in its own snapshot, so that a live server's commits meanwhile are no false alarm. */
+  /**
+   * Each run against its own head (a whole run in one snapshot), so that a live server's commits meanwhile are no
+   * false alarm.
+   */
   async verifyRuns(depth: RunCheckDepth, progress?: (checked: number, total: number) => void): Promise<RunStoreCheck> {
-    const verifyOne = (key: RunKey) =>
-      this.backend.snapshot(() => {
-        const found = this.backend.find(key);
-        if (found === undefined) return 0;
-        const { log } = this.verifiedRun(key, found);
-        if (depth === "full") return log.verifyAll().records;
-        return log.verifyTail() === undefined ? 0 : 1;
-      });
-    return verifyEachRun(this.backend.keys(), verifyOne, progress);
+    const verifyOne = async (key: RunKey) => {
+      if (depth === "full") {
+        const snapshot = await this.backend.snapshot(key);
+        if (snapshot === undefined) return 0;
+        return (await this.verifiedRun(key, snapshot).log.verifyAll(snapshot)).records;
+      }
+      const found = await this.backend.find(key);
+      if (found === undefined) return 0;
+      return (await this.verifiedRun(key, found).log.verifyTail()) === undefined ? 0 : 1;
+    };
+    return verifyEachRun(await this.backend.keys(), verifyOne, progress);
   }
 
   async ready(): Promise<boolean> {
@@ -151,15 +152,15 @@ function tailOf(chained: { records: ChainedRecord[]; chainTip: string }): KnownT
  * Verifies runs one after the other with `verifyOne` (which returns the records it verified), collecting the
  * damage found instead of stopping at it: one line per damaged run, naming it.
  */
-function verifyEachRun(
+async function verifyEachRun(
   keys: readonly RunKey[],
-  verifyOne: (key: RunKey) => number,
+  verifyOne: (key: RunKey) => Promise<number>,
   progress?: (checked: number, total: number) => void,
-): RunStoreCheck {
+): Promise<RunStoreCheck> {
   const check: RunStoreCheck = { runs: keys.length, records: 0, problems: [] };
   for (const [index, key] of keys.entries()) {
     try {
-      check.records += verifyOne(key);
+      check.records += await verifyOne(key);
     } catch (error) {
       if (!(error instanceof DecisionGateError)) throw error;
       check.problems.push(error.code === "store_corrupt" ? error.message : `${runKeyText(key)}: ${error.message}`);

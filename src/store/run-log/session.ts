@@ -16,7 +16,7 @@ export class VerifiedRunSession implements RunSession {
   }
 
   async triggerEvent(triggerId: string): Promise<TriggerEvent | undefined> {
-    return this.log.firstForTrigger("trigger", triggerId)?.event;
+    return (await this.log.firstForTrigger("trigger", triggerId))?.event;
   }
 
   async lastDecision(): Promise<DecisionRecord | undefined> {
@@ -32,7 +32,7 @@ export class VerifiedRunSession implements RunSession {
   }
 
   async issuedPacketIds(): Promise<string[]> {
-    return this.log.allOf("packet").map((packet) => packet.envelope.packet_id);
+    return (await this.log.allOf("packet")).map((packet) => packet.envelope.packet_id);
   }
 
   async lastReceipt(): Promise<StoredReceipt | undefined> {

@@ -1,3 +1,4 @@
+import { setImmediate } from "node:timers/promises";
 import type { PacketRecord, SubmissionRecord } from "../../core/run/schema.js";
 import {
   type AppendedRecords,
@@ -13,7 +14,7 @@ import {
   runKeyText,
 } from "../../core/run/store.js";
 import { decodeVerified, storeCorrupt } from "../stored-bytes.js";
-import type { RunLogSource, StoredRecord } from "./backend.js";
+import type { RunLogSource, StoredRecord, StoredTriggerEntry } from "./backend.js";
 import type { KnownTail } from "./known-tails.js";
 import {
   genesisHash,
@@ -34,6 +35,9 @@ import {
  * it is: one more row read, whatever the run's length). A trigger-id lookup is answered only when the lookup index
  * and the run's separate trigger list agree, so a damaged index cannot make a decided trigger look new.
  */
+
+/** Records verified between two turns given back to the event loop (a few milliseconds of decoding and hashing). */
+const WALK_SLICE = 256;
 
 /** How far a read view of a run reaches: the head's counts and the link hash of its newest record. */
 export interface LogView {
@@ -64,13 +68,13 @@ export class VerifiedRunLog {
    * is exactly `known` (every column and byte equal, and the head names the same chain tip), it was checked or
    * written by this process already and is not decoded again. Returns the tail as verified, for next time.
    */
-  verifyTail(known?: KnownTail): KnownTail | undefined {
+  async verifyTail(known?: KnownTail): Promise<KnownTail | undefined> {
     const total = totalOf(this.view.counts);
     if (total === 0) {
       if (this.view.chainTip !== genesisHash(this.key)) throw this.corrupt("chain tip does not match an empty log");
       return undefined;
     }
-    const tail = this.source.atPosition(total);
+    const tail = await this.source.atPosition(total);
     if (tail === undefined) throw this.corrupt(`log truncated: record ${total} missing`);
     if (known !== undefined && known.chainTip === this.view.chainTip && sameRow(known.row, tail)) return known;
     const kind = this.kindOf(tail);
@@ -87,10 +91,12 @@ export class VerifiedRunLog {
    * must agree with the trigger list: a record one of them finds and the other does not (an index entry lost, a
    * lookup column edited) fails closed, so a trigger already decided is never taken for a new one.
    */
-  firstForTrigger<K extends OnePerTriggerKind>(kind: K, triggerId: string): RecordOf<K> | undefined {
+  async firstForTrigger<K extends OnePerTriggerKind>(kind: K, triggerId: string): Promise<RecordOf<K> | undefined> {
     const maxSeq = this.countOf(kind);
-    const indexed = this.source.firstByTrigger(kind, triggerId, maxSeq);
-    const listedSeq = this.source.listedTrigger(kind, triggerId);
+    const [indexed, listedSeq] = await Promise.all([
+      this.source.firstByTrigger(kind, triggerId, maxSeq),
+      this.source.listedTrigger(kind, triggerId),
+    ]);
     const listed = listedSeq !== undefined && listedSeq <= maxSeq ? listedSeq : undefined;
     if (indexed?.seq !== listed) {
       const found = (seq: number | undefined) => (seq === undefined ? `no ${kind}` : `${kind} ${seq}`);
@@ -101,33 +107,36 @@ export class VerifiedRunLog {
     return indexed === undefined ? undefined : this.served(indexed, kind);
   }
 
-  lastOf<K extends RecordKind>(kind: K): RecordOf<K> | undefined {
+  async lastOf<K extends RecordKind>(kind: K): Promise<RecordOf<K> | undefined> {
     const seq = this.countOf(kind);
     if (seq === 0) return undefined;
-    const row = this.source.bySeq(kind, seq);
+    const row = await this.source.bySeq(kind, seq);
     if (row === undefined) throw this.corrupt(`log truncated: ${kind} ${seq} missing`);
     return this.served(row, kind);
   }
 
-  packetsOf(decisionId: string): PacketRecord[] {
-    return this.servedAll(this.source.packetsOf(decisionId, this.view.counts.packets), "packet");
+  async packetsOf(decisionId: string): Promise<PacketRecord[]> {
+    return this.servedAll(await this.source.packetsOf(decisionId, this.view.counts.packets), "packet");
   }
 
-  submission(submissionId: string): SubmissionRecord | undefined {
-    const row = this.source.lastSubmission(submissionId, this.view.counts.submissions);
+  async submission(submissionId: string): Promise<SubmissionRecord | undefined> {
+    const row = await this.source.lastSubmission(submissionId, this.view.counts.submissions);
     return row === undefined ? undefined : this.served(row, "submission");
   }
 
-  allOf<K extends RecordKind>(kind: K): RecordOf<K>[] {
+  async allOf<K extends RecordKind>(kind: K): Promise<RecordOf<K>[]> {
     const maxSeq = this.countOf(kind);
-    const rows = this.source.upToSeq(kind, maxSeq);
+    const rows = await this.source.upToSeq(kind, maxSeq);
     if (rows.length !== maxSeq) throw this.corrupt(`log truncated: ${rows.length} of ${maxSeq} ${kind} records`);
     return this.servedAll(rows, kind);
   }
 
-  /** The whole run from its log, verifying every record, the order of positions and seqs, and the chain. */
-  loadAll(): AppendedRecords {
-    return this.walk(this.source.wholeLog()).logs;
+  /**
+   * The whole run from its log (read in one view with the head this log was made with), verifying every record,
+   * the order of positions and seqs, and the chain.
+   */
+  async loadAll(log: StoredRecord[]): Promise<AppendedRecords> {
+    return (await this.walk(log)).logs;
   }
 
   /**
@@ -135,26 +144,30 @@ export class VerifiedRunLog {
    * index, each trigger and decision through the trigger-id index and the trigger list (which must hold nothing
    * else), each decision's packets and each submission through theirs. For `store check` and the startup check.
    */
-  verifyAll(): RunCheck {
-    const { entries } = this.walk(this.source.wholeLog());
+  async verifyAll(snapshot: { log: StoredRecord[]; triggerList: StoredTriggerEntry[] }): Promise<RunCheck> {
+    const { entries } = await this.walk(snapshot.log);
     for (const kind of RECORD_KIND_ORDER) {
-      const found = this.source.upToSeq(kind, this.countOf(kind)).map((row) => row.position);
+      const found = (await this.source.upToSeq(kind, this.countOf(kind))).map((row) => row.position);
       const expected = entries.filter((entry) => entry.kind === kind).map((entry) => entry.row.position);
       if (found.join() !== expected.join()) throw this.corrupt(`the seq index of ${kind} records is incomplete`);
     }
-    this.verifyTriggerLookups(entries);
-    this.verifyPacketLookups(entries);
-    this.verifySubmissionLookups(entries);
+    await this.verifyTriggerLookups(entries, snapshot.triggerList);
+    await this.verifyPacketLookups(entries);
+    await this.verifySubmissionLookups(entries);
     return { records: entries.length };
   }
 
-  /** Verifies rows read in position order from the first record on; returns the verified records and logs. */
-  private walk(rows: StoredRecord[]) {
+  /**
+   * Verifies rows read in position order from the first record on; returns the verified records and logs. A long
+   * run gives the event loop back every `WALK_SLICE` records, so exporting it does not stall other requests.
+   */
+  private async walk(rows: StoredRecord[]) {
     const logs = emptyAppendedRecords();
     const entries: LogEntry[] = [];
     const seen = zeroCounts();
     let chain = genesisHash(this.key);
     for (const [index, row] of rows.entries()) {
+      if (index % WALK_SLICE === WALK_SLICE - 1) await setImmediate();
       if (row.position !== index + 1) throw this.corrupt(`log truncated: record ${index + 1} missing`);
       if (row.prev_hash !== chain) throw this.corrupt(`record ${row.position}: chain link broken`);
       const kind = this.kindOf(row);
@@ -176,7 +189,7 @@ export class VerifiedRunLog {
   }
 
   /** Each trigger and decision is the one both the index and the trigger list name; the list names nothing else. */
-  private verifyTriggerLookups(entries: LogEntry[]): void {
+  private async verifyTriggerLookups(entries: LogEntry[], listed: StoredTriggerEntry[]): Promise<void> {
     const firsts = new Map<string, number>();
     for (const { row, kind } of entries) {
       if (!isOnePerTrigger(kind) || row.trigger_id === null) continue;
@@ -184,15 +197,14 @@ export class VerifiedRunLog {
       const key = `${kind}\n${row.trigger_id}`;
       if (firsts.has(key)) throw this.corrupt(`record ${row.position}: a second ${kind} for trigger ${trigger}`);
       firsts.set(key, row.seq);
-      const indexed = this.source.firstByTrigger(kind, row.trigger_id, this.countOf(kind));
+      const indexed = await this.source.firstByTrigger(kind, row.trigger_id, this.countOf(kind));
       if (indexed?.position !== row.position) {
         throw this.corrupt(`record ${row.position}: trigger ${trigger} not found through the lookup index`);
       }
-      if (this.source.listedTrigger(kind, row.trigger_id) !== row.seq) {
+      if ((await this.source.listedTrigger(kind, row.trigger_id)) !== row.seq) {
         throw this.corrupt(`record ${row.position}: trigger ${trigger} not in the trigger list`);
       }
     }
-    const listed = this.source.triggerList();
     const stray = listed.find((entry) => firsts.get(`${entry.kind}\n${entry.trigger_id}`) !== entry.seq);
     if (stray !== undefined || listed.length !== firsts.size) {
       const what =
@@ -201,7 +213,7 @@ export class VerifiedRunLog {
     }
   }
 
-  private verifyPacketLookups(entries: LogEntry[]): void {
+  private async verifyPacketLookups(entries: LogEntry[]): Promise<void> {
     const byDecision = new Map<string, number[]>();
     for (const { row, kind, record } of entries) {
       if (kind !== "packet") continue;
@@ -209,20 +221,20 @@ export class VerifiedRunLog {
       byDecision.set(decisionId, [...(byDecision.get(decisionId) ?? []), row.position]);
     }
     for (const [decisionId, positions] of byDecision) {
-      const found = this.source.packetsOf(decisionId, this.view.counts.packets).map((row) => row.position);
+      const found = (await this.source.packetsOf(decisionId, this.view.counts.packets)).map((row) => row.position);
       if (found.join() !== positions.join()) {
         throw this.corrupt(`packets of ${JSON.stringify(decisionId)}: not all found through the lookup index`);
       }
     }
   }
 
-  private verifySubmissionLookups(entries: LogEntry[]): void {
+  private async verifySubmissionLookups(entries: LogEntry[]): Promise<void> {
     const newest = new Map<string, number>();
     for (const { row, kind } of entries) {
       if (kind === "submission" && row.submission_id !== null) newest.set(row.submission_id, row.position);
     }
     for (const [submissionId, position] of newest) {
-      const found = this.source.lastSubmission(submissionId, this.view.counts.submissions);
+      const found = await this.source.lastSubmission(submissionId, this.view.counts.submissions);
       if (found?.position !== position) {
         throw this.corrupt(`submission ${JSON.stringify(submissionId)}: not found through the lookup index`);
       }
@@ -230,26 +242,27 @@ export class VerifiedRunLog {
   }
 
   /** A record about to be served: checked in itself, and its link to the chain. */
-  private served<K extends RecordKind>(row: StoredRecord, kind: K): RecordOf<K> {
+  private async served<K extends RecordKind>(row: StoredRecord, kind: K): Promise<RecordOf<K>> {
     const record = this.verifyRecord(row, kind);
-    this.verifyLink(row, undefined);
+    await this.verifyLink(row, undefined);
     return record;
   }
 
   /** Records about to be served in seq order: a record's successor, when among them, gives its link. */
-  private servedAll<K extends RecordKind>(rows: StoredRecord[], kind: K): RecordOf<K>[] {
-    return rows.map((row, index) => {
-      const record = this.verifyRecord(row, kind);
-      this.verifyLink(row, rows[index + 1]);
-      return record;
-    });
+  private async servedAll<K extends RecordKind>(rows: StoredRecord[], kind: K): Promise<RecordOf<K>[]> {
+    const records: RecordOf<K>[] = [];
+    for (const [index, row] of rows.entries()) {
+      records.push(this.verifyRecord(row, kind));
+      await this.verifyLink(row, rows[index + 1]);
+    }
+    return records;
   }
 
   /**
    * The record's link hash must be the `prev_hash` of the record after it, or the head's chain tip for the newest:
    * a record rewritten in place, even with its own hash recomputed, no longer matches what the chain says of it.
    */
-  private verifyLink(row: StoredRecord, next: StoredRecord | undefined): void {
+  private async verifyLink(row: StoredRecord, next: StoredRecord | undefined): Promise<void> {
     const total = totalOf(this.view.counts);
     if (row.position > total) throw this.corrupt(`record ${row.position}: beyond the head`);
     const following = row.position + 1;
@@ -258,7 +271,7 @@ export class VerifiedRunLog {
         ? this.view.chainTip
         : next?.position === following
           ? next.prev_hash
-          : this.source.prevHashAt(following);
+          : await this.source.prevHashAt(following);
     if (expected === undefined) throw this.corrupt(`log truncated: record ${following} missing`);
     if (linkHash(row.prev_hash, row) !== expected) throw this.corrupt(`record ${row.position}: chain link broken`);
   }

@@ -1,19 +1,17 @@
 import { mkdirSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import BetterSqlite from "better-sqlite3";
-import {
-  ControlPlaneError,
-  DecisionGateError,
-  InternalError,
-  InvalidInputError,
-  StorageFullError,
-} from "../../core/errors.js";
+import { ControlPlaneError, DecisionGateError, InvalidInputError, StorageFullError } from "../../core/errors.js";
 import { storeDamagedError } from "../store-check.js";
 import { type Migration, STORE_MIGRATIONS } from "./migrations.js";
+import { SqliteWriter, type WriteResult } from "./writer.js";
+import type { SqliteFailure, WriteStep } from "./writer-group.js";
 
 /*
  * One SQLite database file: opening it with the configured PRAGMAs, bringing its schema up to date with
- * versioned migrations, and running reads and writes as transactions with typed errors.
+ * versioned migrations, and running reads and writes as transactions with typed errors. Reads and the rare
+ * writes (migrations, registries) use this thread's connection; the run store's writes go to a writer thread
+ * with a connection of its own (writer.ts), so their commits and fsyncs do not block this thread.
  */
 
 export type JournalMode = "wal" | "delete";
@@ -50,6 +48,18 @@ function fileIdentity(path: string): string | null {
 export type Statement<Row = unknown> = BetterSqlite.Statement<unknown[], Row>;
 type Connection = BetterSqlite.Database;
 
+const LABEL = "run state store";
+
+/** Commits one row of the `write_probe` table: at startup, and for readiness after a failed write. */
+const WRITE_PROBE =
+  "INSERT INTO write_probe (id, writes) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET writes = writes + 1";
+
+/** How the writer thread opens its connection. */
+export interface WriterSettings {
+  busyTimeoutMs: number;
+  syncMode: SyncMode;
+}
+
 /** A typed handle on one open database file. */
 export class SqliteDatabase {
   readonly path: string;
@@ -61,10 +71,15 @@ export class SqliteDatabase {
   /** The SQLite code of the last write that failed for a storage reason, until a write succeeds again. */
   private storageFailure: string | null = null;
 
-  constructor(path: string, connection: Connection) {
+  private readonly writerSettings: WriterSettings;
+  /** Started on the first write sent to it. */
+  private writer: SqliteWriter | undefined;
+
+  constructor(path: string, connection: Connection, writerSettings: WriterSettings) {
     this.path = path;
     this.connection = connection;
     this.identity = fileIdentity(path);
+    this.writerSettings = writerSettings;
   }
 
   prepare<Row>(sql: string): Statement<Row> {
@@ -92,17 +107,38 @@ export class SqliteDatabase {
   }
 
   /**
-   * Inside `write`: runs `work` in a savepoint, so a failure rolls back `work` alone. SQLite rolls the whole
-   * transaction back on some failures (a full disk, an I/O error); check `inTransaction` after a failure.
+   * Commits `steps` on the writer thread, in the next group commit (one transaction with others, all or nothing
+   * for these steps); settles once that transaction is durable, or refused at a step that had to change a row
+   * and did not (nothing of it written). Storage failures reject with the same typed errors as `write`.
    */
-  savepoint<T>(label: string, work: () => T): T {
-    if (!this.connection.inTransaction) throw new InternalError(`${label}: savepoint outside a transaction`);
-    return this.guard(label, () => this.connection.transaction(work)(), true);
+  commitOffThread(steps: WriteStep[]): Promise<WriteResult> {
+    if (!this.connection.open) return Promise.reject(storeError(LABEL, CLOSED));
+    return this.writerThread().write(steps);
   }
 
-  /** Whether a transaction is open on the connection. */
-  inTransaction(): boolean {
-    return this.connection.inTransaction;
+  /** A PRAGMA on the writer thread's connection (settings such as `max_page_count` are per connection). */
+  writerPragma(pragma: string): Promise<unknown> {
+    if (!this.connection.open) return Promise.reject(storeError(LABEL, CLOSED));
+    return this.writerThread().pragma(pragma);
+  }
+
+  private writerThread(): SqliteWriter {
+    this.writer ??= new SqliteWriter(
+      { path: this.path, busyTimeoutMs: this.writerSettings.busyTimeoutMs, syncMode: this.writerSettings.syncMode },
+      {
+        failure: (failure) => {
+          if (failure.code !== null && STORAGE_FAILURES.test(failure.code)) this.storageFailure = failure.code;
+          return storeError(LABEL, failure);
+        },
+        committed: () => {
+          this.storageFailure = null;
+        },
+        lost: () => {
+          this.storageFailure = "writer thread stopped";
+        },
+      },
+    );
+    return this.writer;
   }
 
   /** Current value of a PRAGMA, e.g. `journal_mode`. */
@@ -114,13 +150,11 @@ export class SqliteDatabase {
    * Readiness: the connection is open, still writes the file at `path`, and answers `SELECT 1`; after a write
    * failed for a storage reason, only once a write succeeds again (this one tries the write probe).
    */
-  ready(): boolean {
+  async ready(): Promise<boolean> {
     if (!this.connection.open || fileIdentity(this.path) !== this.identity) return false;
     try {
-      if (this.storageFailure !== null) {
-        this.writeProbe();
-        return true;
-      }
+      // The probe goes the way of the writes that failed: through the writer thread (started anew if it stopped).
+      if (this.storageFailure !== null) return "committed" in (await this.commitOffThread([PROBE_STEP]));
       return this.connection.prepare<[], { one: number }>("SELECT 1 AS one").get()?.one === 1;
     } catch {
       return false;
@@ -129,13 +163,7 @@ export class SqliteDatabase {
 
   /** Commits a one-row write (the `write_probe` table); throws the store error when the file does not take it. */
   writeProbe(): void {
-    this.write("run state store", () =>
-      this.connection
-        .prepare(
-          "INSERT INTO write_probe (id, writes) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET writes = writes + 1",
-        )
-        .run(),
-    );
+    this.write(LABEL, () => this.connection.prepare(WRITE_PROBE).run());
   }
 
   /** SQLite's own consistency check (`integrity_check`, or the faster `quick_check`): the problems found. */
@@ -157,8 +185,14 @@ export class SqliteDatabase {
     });
   }
 
-  close(): void {
+  /**
+   * Closes the file: writes not yet sent to the writer thread are refused (never written), groups it is committing
+   * finish first. Settles once the writer thread is gone.
+   */
+  close(): Promise<void> {
+    const drained = this.writer?.close() ?? Promise.resolve();
     if (this.connection.open) this.connection.close();
+    return drained;
   }
 
   /**
@@ -172,14 +206,20 @@ export class SqliteDatabase {
       if (error instanceof DecisionGateError) throw error;
       const code = sqliteCode(error);
       if (writing && code !== null && STORAGE_FAILURES.test(code)) this.storageFailure = code;
-      if (code?.startsWith("SQLITE_FULL")) {
-        throw new StorageFullError(`${label} full: ${messageOf(error)}; nothing was recorded, retry later`, {
-          sqlite_code: code,
-        });
-      }
-      throw new ControlPlaneError("store_error", `${label} error: ${messageOf(error)}`, { sqlite_code: code });
+      throw storeError(label, { code, message: messageOf(error) });
     }
   }
+}
+
+const CLOSED: SqliteFailure = { code: null, message: "The database connection is not open" };
+const PROBE_STEP: WriteStep = { sql: WRITE_PROBE, params: {} };
+
+/** The typed store error of a driver failure: a full disk is the retryable `StorageFullError`. */
+function storeError(label: string, { code, message }: SqliteFailure): DecisionGateError {
+  if (code?.startsWith("SQLITE_FULL")) {
+    return new StorageFullError(`${label} full: ${message}; nothing was recorded, retry later`, { sqlite_code: code });
+  }
+  return new ControlPlaneError("store_error", `${label} error: ${message}`, { sqlite_code: code });
 }
 
 function messageOf(error: unknown): string {
@@ -206,7 +246,7 @@ export function openSqliteDatabase(
     const message = error instanceof Error ? error.message : String(error);
     throw new ControlPlaneError("store_error", `run state store error: cannot open ${path}: ${message}`);
   }
-  const database = new SqliteDatabase(path, connection);
+  const database = new SqliteDatabase(path, connection, { busyTimeoutMs: timeout, syncMode: options.sync_mode });
   try {
     database.query("run state store", () => applyPragmas(connection, options, timeout));
     migrate(database, migrations);

@@ -1,7 +1,9 @@
 import type { OnePerTriggerKind, RecordKind, RunKey } from "../../core/run/store.js";
-import type { RunLogSource, StoredRecord, StoredTriggerEntry } from "../run-log/backend.js";
+import type { RunLogSource, RunRows, StoredRecord, StoredTriggerEntry, Synchronous } from "../run-log/backend.js";
 import { HEAD_COLUMNS, MOVING_HEAD_COLUMNS, type StoredHead } from "../run-log/head.js";
 import type { SqliteDatabase, Statement } from "./database.js";
+import { receiptSteps } from "./receipts.js";
+import type { WriteStep } from "./writer-group.js";
 
 /*
  * The SQL of the SQLite run-state store over the tables of migrations.ts: `runs` (heads), `run_records` (every
@@ -29,20 +31,6 @@ export function prepareStatements(db: SqliteDatabase) {
     allRuns: db.prepare<{ tenant_id: string; namespace_id: string; run_id: string }>(
       "SELECT tenant_id, namespace_id, run_id FROM runs ORDER BY run_pk",
     ),
-    insertHead: db.prepare(
-      `INSERT INTO runs (${HEAD_COLUMNS.join(", ")}, head_hash) VALUES (${named(HEAD_COLUMNS)}, @head_hash)`,
-    ),
-    updateHead: db.prepare(
-      `UPDATE runs SET ${assigned(MOVING_HEAD_COLUMNS)}, head_hash = @head_hash WHERE run_pk = @run_pk`,
-    ),
-    insertRecord: db.prepare(
-      `INSERT INTO run_records (run_pk, ${RECORD_COLUMNS})
-       VALUES (@run_pk, @position, @kind, @seq, @trigger_id, @decision_id, @submission_id, @bytes, @sha256, @prevHash)`,
-    ),
-    insertListed: db.prepare(
-      `INSERT INTO run_trigger_ids (run_pk, kind, trigger_id, seq) VALUES (@run_pk, @kind, @trigger_id, @seq)
-       ON CONFLICT DO NOTHING`,
-    ),
     atPosition: records("AND position = ?"),
     prevHashAt: db.prepare<{ prev_hash: string }>(
       "SELECT prev_hash FROM run_records WHERE run_pk = ? AND position = ?",
@@ -61,12 +49,84 @@ export function prepareStatements(db: SqliteDatabase) {
 }
 export type Statements = ReturnType<typeof prepareStatements>;
 
+/*
+ * The writes, as steps the writer thread runs in one savepoint (writer-group.ts): the head first (a new run's
+ * insert, or an append's update guarded by the head it was planned on), then the records, their trigger-list
+ * entries and the receipts. The steps that must change a row are the guards: a key taken, a head moved on, a
+ * trigger id listed already.
+ */
+const WRITE_SQL = {
+  insertHead: `INSERT INTO runs (${HEAD_COLUMNS.join(", ")}, head_hash) VALUES (${named(HEAD_COLUMNS)}, @head_hash)
+    ON CONFLICT DO NOTHING`,
+  advanceHead: `UPDATE runs SET ${assigned(MOVING_HEAD_COLUMNS)}, head_hash = @head_hash
+    WHERE run_pk = @run_pk AND head_hash = @planned_on`,
+  insertRecord: `INSERT INTO run_records (run_pk, ${RECORD_COLUMNS})
+    VALUES (@run_pk, @position, @kind, @seq, @trigger_id, @decision_id, @submission_id, @bytes, @sha256, @prev_hash)`,
+  insertListed: `INSERT INTO run_trigger_ids (run_pk, kind, trigger_id, seq) VALUES (@run_pk, @kind, @trigger_id, @seq)
+    ON CONFLICT DO NOTHING`,
+};
+
+/** Where a refused write stopped: its head step, or the trigger-list entry of `rows.listed` at `listed`. */
+export type Refusal = { head: true } | { listed: number };
+
+export function refusalAt(step: number, rows: RunRows): Refusal {
+  return step === 0 ? { head: true } : { listed: step - 1 - rows.records.length };
+}
+
+/** A new run: its `run_pk` is the rowid its head insert took. */
+export function insertSteps(rows: RunRows): WriteStep[] {
+  return [{ sql: WRITE_SQL.insertHead, params: { ...rows.head }, mustChange: true }, ...rowSteps(undefined, rows)];
+}
+
+/** An append planned on the head whose checksum is `plannedOn`: refused at the head if the run moved on since. */
+export function appendSteps(runPk: number, plannedOn: string, rows: RunRows): WriteStep[] {
+  const head: Record<string, unknown> = { run_pk: runPk, planned_on: plannedOn, head_hash: rows.head.head_hash };
+  for (const column of MOVING_HEAD_COLUMNS) head[column] = rows.head[column];
+  return [{ sql: WRITE_SQL.advanceHead, params: head, mustChange: true }, ...rowSteps(runPk, rows)];
+}
+
+/** Records, trigger-list entries and receipts of a run known by `runPk` (or the rowid of the write's head insert). */
+function rowSteps(runPk: number | undefined, rows: RunRows): WriteStep[] {
+  const rowidParam = runPk === undefined ? "run_pk" : undefined;
+  const step = (sql: string, params: Record<string, unknown>, mustChange = false): WriteStep => ({
+    sql,
+    params: { ...params, run_pk: runPk },
+    mustChange,
+    rowidParam,
+  });
+  return [
+    ...rows.records.map((record) =>
+      step(WRITE_SQL.insertRecord, {
+        position: record.position,
+        kind: record.kind,
+        seq: record.seq,
+        trigger_id: record.trigger_id,
+        decision_id: record.decision_id,
+        submission_id: record.submission_id,
+        bytes: ownBuffer(record.bytes),
+        sha256: record.sha256,
+        prev_hash: record.prevHash,
+      }),
+    ),
+    ...rows.listed.map((entry) => step(WRITE_SQL.insertListed, { ...entry }, true)),
+    ...receiptSteps(rows.receipts).map((receipt) => step(receipt.sql, receipt.params)),
+  ];
+}
+
+/**
+ * The bytes in a buffer of their own: sending a view to the writer thread copies its whole buffer, and small
+ * buffers are slices of a shared pool.
+ */
+function ownBuffer(bytes: Uint8Array): Uint8Array {
+  return bytes.byteLength === bytes.buffer.byteLength ? bytes : new Uint8Array(bytes);
+}
+
 export function keyParams(key: RunKey): [string, string, string] {
   return [String(key.tenant_id), String(key.namespace_id), key.run_id];
 }
 
 /** The raw rows of one run, read with typed errors; `VerifiedRunLog` checks them. */
-export class SqliteRunLogSource implements RunLogSource {
+export class SqliteRunLogSource implements Synchronous<RunLogSource> {
   constructor(
     private readonly db: SqliteDatabase,
     private readonly statements: Statements,

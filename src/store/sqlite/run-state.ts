@@ -1,81 +1,110 @@
-import { ControlPlaneError } from "../../core/errors.js";
-import { type RunKey, runKeyText } from "../../core/run/store.js";
-import type { FoundRun, PlannedAppend, RunBackend, RunReceipts, RunRows } from "../run-log/backend.js";
+import { ControlPlaneError, InternalError } from "../../core/errors.js";
+import { type RunKey, runKeyText, StaleRunVersionError } from "../../core/run/store.js";
+import {
+  type FoundRun,
+  type PlannedAppend,
+  type RunBackend,
+  type RunLogSource,
+  type RunReceipts,
+  type RunRows,
+  type RunSnapshot,
+  resolvedSource,
+} from "../run-log/backend.js";
 import { duplicateTriggerError } from "../run-log/records.js";
 import { ChainedRunStore } from "../run-log/run-store.js";
 import type { SqliteDatabase } from "./database.js";
-import { GroupCommitQueue } from "./group-commit.js";
 import { SqliteReceipts } from "./receipts.js";
-import { keyParams, LABEL, prepareStatements, SqliteRunLogSource, type Statements } from "./run-state-sql.js";
+import {
+  appendSteps,
+  insertSteps,
+  keyParams,
+  LABEL,
+  prepareStatements,
+  refusalAt,
+  SqliteRunLogSource,
+  type Statements,
+} from "./run-state-sql.js";
+import type { WriteStep } from "./writer-group.js";
 
 /*
  * The SQLite run-state store: a run is one `runs` row (the head) plus its records in the append-only
  * `run_records` table, and its trigger ids listed once more in `run_trigger_ids`, a table apart from the lookup
- * index. An append is one savepoint of a group-committed `BEGIN IMMEDIATE` transaction (group-commit.ts) that
- * re-reads the head, so writers on other connections or processes cannot fork a run; the primary keys and unique
- * indexes of the tables are the final fence. What is written and how it is verified is shared by every backend
- * (src/store/run-log/).
+ * index. Writes are group-committed by the database's writer thread (writer.ts): an append is planned here on the
+ * head as read, and its head update is guarded by that head's checksum inside the write transaction, so writers
+ * on other connections or processes cannot fork a run; the primary keys and unique indexes of the tables are the
+ * final fence. What is written and how it is verified is shared by every backend (src/store/run-log/).
  */
 
 /** A run's rows in one SQLite file, referred to by the `run_pk` of its head. */
 class SqliteRunRows implements RunBackend<number> {
   private readonly statements: Statements;
   private readonly receiptRows: SqliteReceipts;
-  private readonly commits: GroupCommitQueue;
+  /** The heads this store wrote last, by run key text (oldest first): what it just wrote is not read again. */
+  private readonly written = new Map<string, FoundRun<number>>();
 
   constructor(private readonly db: SqliteDatabase) {
     this.statements = prepareStatements(db);
     this.receiptRows = new SqliteReceipts(db);
-    this.commits = new GroupCommitQueue(db, LABEL);
   }
 
-  find(key: RunKey): FoundRun<number> | undefined {
+  async find(key: RunKey): Promise<FoundRun<number> | undefined> {
     return this.db.query(LABEL, () => this.headOf(key));
   }
 
-  keys(): RunKey[] {
+  async keys(): Promise<RunKey[]> {
     return this.db
       .query(LABEL, () => this.statements.allRuns.all())
       .map((row) => ({ tenant_id: BigInt(row.tenant_id), namespace_id: BigInt(row.namespace_id), run_id: row.run_id }));
   }
 
-  source(runPk: number): SqliteRunLogSource {
-    return new SqliteRunLogSource(this.db, this.statements, runPk);
+  source(runPk: number): RunLogSource {
+    return resolvedSource(new SqliteRunLogSource(this.db, this.statements, runPk));
   }
 
   receipts(runPk: number, key: RunKey): RunReceipts {
     const run = runKeyText(key);
+    const read = <T>(work: () => T) => this.db.query(LABEL, work);
     return {
-      last: () => this.receiptRows.last(runPk, run),
-      ofDecision: (decisionId) => this.receiptRows.ofDecision(runPk, decisionId, run),
-      all: () => this.receiptRows.all(runPk, run),
+      last: async () => read(() => this.receiptRows.last(runPk, run)),
+      ofDecision: async (decisionId) => read(() => this.receiptRows.ofDecision(runPk, decisionId, run)),
+      all: async () => read(() => this.receiptRows.all(runPk, run)),
     };
   }
 
-  /*
-   * Reads need no transaction when they are bounded by a head (records are never changed once written, and every
-   * read of a session is bounded by the counts of the head it started from); a whole run does.
-   */
-  snapshot<T>(work: () => T): T {
-    return this.db.read(LABEL, work);
+  /** One read transaction, synchronous from start to end: the head and the rows it bounds are one state. */
+  async snapshot(key: RunKey): Promise<RunSnapshot<number> | undefined> {
+    return this.db.read(LABEL, () => {
+      const found = this.headOf(key);
+      if (found === undefined) return undefined;
+      const rows = new SqliteRunLogSource(this.db, this.statements, found.ref);
+      return { ...found, log: rows.wholeLog(), triggerList: rows.triggerList() };
+    });
   }
 
   async insert(key: RunKey, rows: RunRows): Promise<void> {
-    this.db.write(LABEL, () => {
-      if (this.headOf(key) !== undefined) {
-        throw new ControlPlaneError("run_exists", `run already exists: ${key.run_id}`);
-      }
-      const { lastInsertRowid } = this.statements.insertHead.run(rows.head);
-      this.writeRecords(key, Number(lastInsertRowid), rows);
+    await this.write(key, rows, insertSteps(rows), () => {
+      return new ControlPlaneError("run_exists", `run already exists: ${key.run_id}`);
     });
   }
 
-  append(key: RunKey, plan: (found: FoundRun<number> | undefined) => PlannedAppend<number>): Promise<void> {
-    return this.commits.run(() => {
-      const { ref: runPk, rows } = plan(this.headOf(key));
-      this.writeRecords(key, runPk, rows);
-      this.statements.updateHead.run({ ...rows.head, run_pk: runPk });
-    });
+  /**
+   * Planned on the head this store last wrote for the run, or else on the head as read now; written only if the
+   * run's head is still that one when the group commits (the writer's guard, whatever the head planned on).
+   */
+  async append(key: RunKey, plan: (found: FoundRun<number> | undefined) => PlannedAppend<number>): Promise<void> {
+    const run = runKeyText(key);
+    let found = this.written.get(run);
+    let planned = found === undefined ? undefined : unlessStale(() => plan(found));
+    if (planned === undefined) {
+      found = this.db.query(LABEL, () => this.headOf(key));
+      planned = plan(found);
+    }
+    if (found === undefined) throw new StaleRunVersionError(key);
+    this.written.delete(run);
+    const { ref: runPk, rows } = planned;
+    await this.write(key, rows, appendSteps(runPk, found.head.head_hash, rows), () => new StaleRunVersionError(key));
+    this.written.set(run, { ref: runPk, head: rows.head });
+    if (this.written.size > WRITTEN_HEADS) this.written.delete(this.written.keys().next().value as string);
   }
 
   async ready(): Promise<boolean> {
@@ -88,15 +117,28 @@ class SqliteRunRows implements RunBackend<number> {
     return row === undefined ? undefined : { ref: row.run_pk, head: row };
   }
 
-  /** Records, trigger-list entries and receipts; a trigger id listed already refuses the write. */
-  private writeRecords(key: RunKey, runPk: number, rows: RunRows): void {
-    for (const record of rows.records) this.statements.insertRecord.run({ ...record, run_pk: runPk });
-    for (const entry of rows.listed) {
-      if (this.statements.insertListed.run({ ...entry, run_pk: runPk }).changes === 0) {
-        throw duplicateTriggerError(key, entry);
-      }
-    }
-    this.receiptRows.insert(runPk, rows.receipts);
+  /** Commits `steps` (the rows of `rows`); a refused head step is `headRefused`, a refused trigger id a duplicate. */
+  private async write(key: RunKey, rows: RunRows, steps: WriteStep[], headRefused: () => Error): Promise<void> {
+    const result = await this.db.commitOffThread(steps);
+    if (!("refusedAt" in result)) return;
+    const refusal = refusalAt(result.refusedAt, rows);
+    if ("head" in refusal) throw headRefused();
+    const entry = rows.listed[refusal.listed];
+    if (entry === undefined) throw new InternalError(`run state store: write refused at step ${result.refusedAt}`);
+    throw duplicateTriggerError(key, entry);
+  }
+}
+
+/** Runs whose last written head is kept (each about one head row). */
+const WRITTEN_HEADS = 4096;
+
+/** `plan`'s answer, or undefined when it found the head stale (another writer moved the run on since). */
+function unlessStale<T>(plan: () => T): T | undefined {
+  try {
+    return plan();
+  } catch (error) {
+    if (error instanceof StaleRunVersionError) return undefined;
+    throw error;
   }
 }
 

@@ -1,7 +1,7 @@
 import { ControlPlaneError } from "../../core/errors.js";
 import { sha256Hex } from "../../json/hash.js";
 import { canonicalBytes } from "../../json/write.js";
-import { DataShapeRecord, type Page, type SchemaRegistry } from "../registries.js";
+import type { DataShapeRecord, Page, SchemaRegistry } from "../registries.js";
 import {
   checkEntryCount,
   checkPageLimit,
@@ -12,21 +12,10 @@ import {
   schemaExists,
   schemaPage,
 } from "../registry-common.js";
-import { decodeVerified, storeCorrupt } from "../stored-bytes.js";
+import { type ShapeRow, verifiedDataShape } from "../registry-rows.js";
 import type { SqliteDatabase } from "./database.js";
 
 const LABEL = "schema registry";
-/** Room for a record's metadata beside its schema, when checking stored sizes on read. */
-const MAX_RECORD_BYTES = 2 * MAX_SCHEMA_BYTES;
-
-interface ShapeRow {
-  tenant_id: string;
-  namespace_id: string;
-  schema_id: string;
-  version: string;
-  record_json: unknown;
-  record_sha256: string;
-}
 
 /**
  * Data shapes in SQLite (`[schema_registry] type = "sqlite"`). A row holds the canonical JSON of the whole
@@ -81,7 +70,7 @@ export class SqliteSchemaRegistry implements SchemaRegistry {
   async get(tenantId: bigint, namespaceId: bigint, schemaId: string, version: string) {
     const params = { tenant: String(tenantId), namespace: String(namespaceId), id: schemaId, version };
     const row = this.db.query(LABEL, () => this.statements.one.get(params));
-    return row === undefined ? undefined : verified(row);
+    return row === undefined ? undefined : verifiedDataShape(row);
   }
 
   async list(
@@ -98,7 +87,7 @@ export class SqliteSchemaRegistry implements SchemaRegistry {
         ? this.statements.first.all(scope)
         : this.statements.after.all({ ...scope, id: after.schema_id, version: after.version }),
     );
-    return schemaPage(rows.map(verified));
+    return schemaPage(rows.map(verifiedDataShape));
   }
 
   async count(tenantId: bigint, namespaceId: bigint): Promise<number> {
@@ -109,19 +98,4 @@ export class SqliteSchemaRegistry implements SchemaRegistry {
   async ready(): Promise<boolean> {
     return this.db.ready();
   }
-}
-
-function verified(row: ShapeRow): DataShapeRecord {
-  const item = `${row.tenant_id}/${row.namespace_id}/${row.schema_id}@${row.version}`;
-  const fail = (what: string) => storeCorrupt("schema registry", item, what);
-  const record = decodeVerified(DataShapeRecord, row.record_json, row.record_sha256, MAX_RECORD_BYTES, fail);
-  if (
-    String(record.tenant_id) !== row.tenant_id ||
-    String(record.namespace_id) !== row.namespace_id ||
-    record.schema_id !== row.schema_id ||
-    record.version !== row.version
-  ) {
-    throw fail("key columns do not match the record");
-  }
-  return record;
 }

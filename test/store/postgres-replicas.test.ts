@@ -1,0 +1,337 @@
+import { readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { parseJson } from "../../src/json/parse.js";
+import type { JsonObject, JsonValue } from "../../src/json/value.js";
+import { compactJson } from "../../src/json/write.js";
+import { type PostgresCluster, skipWithoutPostgres, startPostgres } from "../support/postgres.js";
+import { callTool as call } from "../support/rpc.js";
+import { RELEASE_GATE } from "../support/scenarios.js";
+import { configDir, type ServerProcess, serveDirectory } from "../support/server-process.js";
+
+/*
+ * Several real server processes on one PostgreSQL database (issue 17): what one replica records, every other sees
+ * at once; triggers on one run are serialised across replicas; replays are idempotent wherever they land; a replica
+ * killed mid-burst loses nothing it acknowledged; a tampered row fails closed; a database outage is survived.
+ */
+
+const withoutPostgres = skipWithoutPostgres("multi-replica servers");
+
+/** `url` absent: the replicas take DECISION_GATE_DATABASE_URL from their environment. */
+function config(url?: string): string {
+  const location = url === undefined ? "" : `url = "${url}"\n`;
+  return `
+[server]
+transport = "http"
+bind = "127.0.0.1:0"
+
+[run_state_store]
+type = "postgres"
+${location}
+[schema_registry]
+type = "postgres"
+${location}
+[schema_registry.acl]
+allow_local_only = true
+
+[evidence]
+allow_raw_values = true
+require_provider_opt_in = false
+
+[[providers]]
+name = "time"
+type = "builtin"
+`;
+}
+
+let cluster: PostgresCluster;
+const dirs: string[] = [];
+/** Servers of one test, killed after it. */
+const running: ServerProcess[] = [];
+/** Two replicas most cases share (each on runs of its own), started on first use. */
+let shared: { servers: [ServerProcess, ServerProcess]; database: string } | undefined;
+
+beforeAll(async () => {
+  if (!withoutPostgres) cluster = await startPostgres();
+}, 60_000);
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((server) => server.stop("SIGKILL")));
+  if (cluster !== undefined && !cluster.running) await cluster.start();
+}, 60_000);
+afterAll(async () => {
+  await Promise.all(shared?.servers.map((server) => server.stop("SIGKILL")) ?? []);
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  await cluster?.destroy();
+}, 60_000);
+
+/**
+ * Two replicas serving one fresh database, each in a directory of its own, as on separate machines. A finds the
+ * database through DECISION_GATE_DATABASE_URL, B through `url` in its file.
+ */
+async function replicas(): Promise<{ servers: [ServerProcess, ServerProcess]; database: string }> {
+  const url = await cluster.createDatabase();
+  const servers: ServerProcess[] = [];
+  for (const text of [config(), config(url)]) {
+    const dir = configDir(text);
+    dirs.push(dir);
+    servers.push(await serveDirectory(dir, [], { DECISION_GATE_DATABASE_URL: url }));
+  }
+  await call(servers[0] as ServerProcess, "scenario_define", { spec });
+  return { servers: servers as [ServerProcess, ServerProcess], database: new URL(url).pathname.slice(1) };
+}
+
+async function sharedReplicas(): Promise<[ServerProcess, ServerProcess]> {
+  shared ??= await replicas();
+  return shared.servers;
+}
+
+const spec = parseJson(RELEASE_GATE.replace('"timestamp": 5', '"timestamp": 1000000000')) as JsonObject;
+const run = (runId: string) => ({ run_id: runId, tenant_id: 1n, namespace_id: 2n });
+const logical = (value: number) => ({ kind: "logical", value: BigInt(value) });
+const nextArgs = (runId: string, trigger: string, time: number) => ({
+  scenario_id: "release-gate",
+  request: { ...run(runId), trigger_id: trigger, agent_id: "agent", time: logical(time) },
+});
+const statusArgs = (runId: string) => ({
+  scenario_id: "release-gate",
+  request: { ...run(runId), requested_at: logical(5) },
+});
+
+async function start(server: ServerProcess, runId: string): Promise<void> {
+  await call(server, "scenario_start", {
+    scenario_id: "release-gate",
+    run_config: { ...run(runId), scenario_id: "release-gate", dispatch_targets: [], policy_tags: [] },
+    started_at: logical(1),
+    issue_entry_packets: true,
+  });
+}
+
+/** The decisions of the run as an exported runpack records them (the export verifies every record and the chain). */
+async function recordedDecisions(server: ServerProcess, runId: string): Promise<JsonObject[]> {
+  const output = join(server.dir, `export-${runId}-${Date.now()}`);
+  const exported = await call(server, "runpack_export", {
+    scenario_id: "release-gate",
+    ...run(runId),
+    output_dir: output,
+    generated_at: logical(1),
+    include_verification: true,
+  });
+  expect(exported).toMatchObject({ report: { status: "pass" } });
+  return parseJson(readFileSync(join(output, "artifacts/decisions.json"), "utf8")) as JsonObject[];
+}
+
+/** The JSON-RPC error of a call that must fail, with the HTTP status it came with. */
+async function failure(server: ServerProcess, name: string, args: JsonValue) {
+  const response = await fetch(`${server.url}/rpc`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: compactJson({ jsonrpc: "2.0", id: 1n, method: "tools/call", params: { name, arguments: args } }),
+  });
+  const body = parseJson(await response.text()) as JsonObject;
+  return { status: response.status, error: body.error as JsonObject | undefined };
+}
+
+const readyz = async (server: ServerProcess) => (await fetch(`${server.url}/readyz`)).status;
+
+async function until(condition: () => Promise<boolean>, timeoutMs: number): Promise<number> {
+  const started = Date.now();
+  while (!(await condition())) {
+    if (Date.now() - started > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return Date.now() - started;
+}
+
+/** Sends scenario_next with fresh trigger ids on `lanes` parallel lanes until `stop()`; the acknowledged ones. */
+function burst(server: ServerProcess, runId: string, prefix: string, lanes: number) {
+  const acknowledged = new Map<string, string>();
+  let stopped = false;
+  const lane = async (index: number) => {
+    for (let i = 0; !stopped; i++) {
+      const trigger = `${prefix}${index}-${i}`;
+      try {
+        const result = await call(server, "scenario_next", nextArgs(runId, trigger, 10 + i));
+        acknowledged.set(trigger, (result.decision as JsonObject).decision_id as string);
+      } catch {
+        return;
+      }
+    }
+  };
+  const done = Promise.all(Array.from({ length: lanes }, (_, index) => lane(index)));
+  return {
+    acknowledged,
+    stop: async () => {
+      stopped = true;
+      await done;
+    },
+  };
+}
+
+describe.skipIf(withoutPostgres)("replicas on one PostgreSQL database", () => {
+  it("refuse to start without a database URL, or on a wrong password, naming the field and never the password", async () => {
+    const url = await cluster.createDatabase();
+    const refusal = async (text: string, env: NodeJS.ProcessEnv) => {
+      const dir = configDir(text);
+      dirs.push(dir);
+      const started = serveDirectory(dir, [], { DECISION_GATE_DATABASE_URL: "", ...env });
+      return String(
+        await started.then(
+          () => "started",
+          (error: unknown) => error,
+        ),
+      );
+    };
+    expect(await refusal(config(), {})).toContain(
+      "postgres run_state_store requires url (or the environment variable DECISION_GATE_DATABASE_URL)",
+    );
+    const wrong = url.replace(cluster.password, "not-the-password-9c1f");
+    for (const error of [
+      await refusal(config(wrong), {}),
+      await refusal(config(), { DECISION_GATE_DATABASE_URL: wrong }),
+    ]) {
+      expect(error).toMatch(/password authentication failed/);
+      expect(error).toMatch(/postgres:\/\/decision_gate@127\.0\.0\.1:\d+\/dg_test_\d+/);
+      expect(error).not.toContain("not-the-password-9c1f");
+    }
+  }, 60_000);
+
+  it(
+    "see at once what another recorded: define on A, start on B, trigger on A, status and runpack export on B",
+    { timeout: 90_000 },
+    async () => {
+      const [a, b] = await sharedReplicas();
+      expect(await call(b, "scenarios_list", { tenant_id: 1n, namespace_id: 2n })).toMatchObject({
+        items: [{ scenario_id: "release-gate" }],
+      });
+      await start(b, "shared");
+      const next = await call(a, "scenario_next", nextArgs("shared", "t-1", 3));
+      expect(next.decision).toMatchObject({ trigger_id: "t-1", seq: 2n });
+      expect(await call(b, "scenario_status", statusArgs("shared"))).toMatchObject({
+        status: "active",
+        last_decision: { trigger_id: "t-1", decision_id: (next.decision as JsonObject).decision_id },
+      });
+      expect((await recordedDecisions(b, "shared")).map((decision) => decision.trigger_id)).toEqual(["init", "t-1"]);
+      const record = { schema_id: "s", version: "1", schema: { type: "object" }, created_at: logical(1) };
+      await call(b, "schemas_register", { record: { tenant_id: 1n, namespace_id: 2n, ...record } });
+      expect(
+        await call(a, "schemas_get", { tenant_id: 1n, namespace_id: 2n, schema_id: "s", version: "1" }),
+      ).toMatchObject({ record: { schema: { type: "object" } } });
+    },
+  );
+
+  it(
+    "serialise concurrent scenario_next on one run through both: no update lost, no seq twice",
+    { timeout: 120_000 },
+    async () => {
+      const [a, b] = await sharedReplicas();
+      await start(a, "concurrent");
+      const onA = burst(a, "concurrent", "a", 8);
+      const onB = burst(b, "concurrent", "b", 8);
+      await until(async () => onA.acknowledged.size >= 30 && onB.acknowledged.size >= 30, 90_000);
+      await Promise.all([onA.stop(), onB.stop()]);
+
+      const decisions = await recordedDecisions(b, "concurrent");
+      expect(decisions.map((decision) => decision.seq)).toEqual(decisions.map((_, i) => BigInt(i + 1)));
+      const recorded = new Map(decisions.map((decision) => [decision.trigger_id, decision.decision_id]));
+      for (const [trigger, decisionId] of [...onA.acknowledged, ...onB.acknowledged]) {
+        expect(recorded.get(trigger), trigger).toBe(decisionId);
+      }
+      // The start's decision plus one per acknowledged trigger: nothing lost, nothing doubled.
+      expect(decisions).toHaveLength(1 + onA.acknowledged.size + onB.acknowledged.size);
+    },
+  );
+
+  it("answer a trigger replayed on the other replica idempotently, and -32009 to different content", async () => {
+    const [a, b] = await sharedReplicas();
+    await start(a, "replay");
+    const first = await call(a, "scenario_next", nextArgs("replay", "t-1", 3));
+    expect(await call(b, "scenario_next", nextArgs("replay", "t-1", 3))).toEqual(first);
+    expect((await failure(b, "scenario_next", nextArgs("replay", "t-1", 4))).error).toMatchObject({
+      code: -32009n,
+      message: "trigger_id conflict: t-1",
+    });
+    expect((await recordedDecisions(a, "replay")).map((decision) => decision.trigger_id)).toEqual(["init", "t-1"]);
+  }, 90_000);
+
+  it("fail closed on a row tampered in the database, naming the run, on every replica", async () => {
+    const [a, b] = await sharedReplicas();
+    await start(a, "tampered");
+    await call(a, "scenario_next", nextArgs("tampered", "t-1", 3));
+    const changed = await cluster.sql(
+      `UPDATE run_records SET record_json = record_json || '\\x20'::bytea
+       WHERE run_id = 'tampered' AND position = (SELECT max(position) FROM run_records WHERE run_id = 'tampered')
+       RETURNING position`,
+      [],
+      shared?.database,
+    );
+    expect(changed).toHaveLength(1);
+    for (const server of [a, b]) {
+      const { error } = await failure(server, "scenario_status", statusArgs("tampered"));
+      expect(error).toMatchObject({ code: -32030n });
+      expect(String(error?.message)).toMatch(/^run state corrupt: 1\/2\/tampered: /);
+      // No replica records anything on top of it.
+      const next = await failure(server, "scenario_next", nextArgs("tampered", "t-2", 4));
+      expect(next.error).toMatchObject({ code: -32030n });
+    }
+  }, 90_000);
+
+  it(
+    "survive a database restart: not ready and fast retryable errors while it is down, then serve again by themselves",
+    { timeout: 120_000 },
+    async () => {
+      const [a, b] = await sharedReplicas();
+      await start(a, "outage");
+      await call(a, "scenario_next", nextArgs("outage", "t-1", 3));
+      expect([await readyz(a), await readyz(b)]).toEqual([200, 200]);
+
+      await cluster.stop("fast");
+      for (const server of [a, b]) {
+        expect(await until(async () => (await readyz(server)) === 503, 5000)).toBeLessThan(5000);
+        const started = Date.now();
+        const { status, error } = await failure(server, "scenario_next", nextArgs("outage", "t-2", 4));
+        expect(Date.now() - started).toBeLessThan(5000);
+        expect(status).toBe(503);
+        expect(error).toMatchObject({ code: -32072n, data: { retryable: true } });
+        expect(String(error?.message)).toMatch(/unavailable: postgres:\/\/decision_gate@127\.0\.0\.1:\d+\/dg_test_\d+/);
+      }
+
+      await cluster.start();
+      for (const server of [a, b]) await until(async () => (await readyz(server)) === 200, 15_000);
+      // The same processes, without a restart: the run continues on both, and t-2 is recorded once.
+      expect((await call(b, "scenario_next", nextArgs("outage", "t-2", 4))).decision).toMatchObject({ seq: 3n });
+      expect((await call(a, "scenario_next", nextArgs("outage", "t-2", 4))).decision).toMatchObject({ seq: 3n });
+      for (const server of [a, b]) {
+        expect(server.child.exitCode).toBeNull();
+        expect(server.stderr()).not.toContain(cluster.password);
+      }
+    },
+  );
+
+  it(
+    "lose nothing acknowledged when one replica is killed mid-burst, while the other keeps serving the run",
+    { timeout: 150_000 },
+    async () => {
+      const { servers } = await replicas();
+      running.push(...servers);
+      const [a, b] = servers;
+      await start(a, "killed");
+      const onA = burst(a, "killed", "a", 6);
+      const onB = burst(b, "killed", "b", 6);
+      await until(async () => onA.acknowledged.size >= 20 && onB.acknowledged.size >= 10, 90_000);
+      await a.stop("SIGKILL");
+      await onA.stop();
+      const bBeforeKill = onB.acknowledged.size;
+      await until(async () => onB.acknowledged.size >= bBeforeKill + 20, 60_000);
+      await onB.stop();
+
+      const decisions = await recordedDecisions(b, "killed");
+      expect(decisions.map((decision) => decision.seq)).toEqual(decisions.map((_, i) => BigInt(i + 1)));
+      const recorded = new Map(decisions.map((decision) => [decision.trigger_id, decision.decision_id]));
+      for (const [trigger, decisionId] of [...onA.acknowledged, ...onB.acknowledged]) {
+        expect(recorded.get(trigger), trigger).toBe(decisionId);
+      }
+      // A's last call may have committed without its answer arriving: at most one per lane more than acknowledged.
+      expect(decisions.length - 1 - onA.acknowledged.size - onB.acknowledged.size).toBeLessThanOrEqual(6);
+    },
+  );
+});
