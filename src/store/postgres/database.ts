@@ -63,6 +63,23 @@ const UNREACHABLE_CODES = new Set([
 const UNREACHABLE_MESSAGES =
   /Connection terminated|timeout exceeded when trying to connect|Query read timeout|connection error|not queryable/i;
 
+/*
+ * The stores' statements are a small fixed set of texts, so each is prepared once per connection (a named statement)
+ * instead of being parsed and planned on every call. Texts beyond the bound run unnamed, so no caller can make
+ * the set grow without limit.
+ */
+const MAX_NAMED_STATEMENTS = 64;
+const statementNames = new Map<string, string>();
+
+function prepared(text: string, params: readonly unknown[]): pg.QueryConfig {
+  let name = statementNames.get(text);
+  if (name === undefined && statementNames.size < MAX_NAMED_STATEMENTS) {
+    name = `decision_gate_${statementNames.size + 1}`;
+    statementNames.set(text, name);
+  }
+  return { name, text, values: params as unknown[] };
+}
+
 export class PostgresDatabase {
   /** The pool is shared by every store section using this URL. */
   constructor(
@@ -79,7 +96,7 @@ export class PostgresDatabase {
     params: readonly unknown[] = [],
   ): Promise<Row[]> {
     try {
-      return (await this.pool.query<Row>(text, params as unknown[])).rows;
+      return (await this.pool.query<Row>(prepared(text, params))).rows;
     } catch (error) {
       throw this.failure(label, error);
     }
@@ -107,7 +124,7 @@ export class PostgresDatabase {
       await client.query(mode === "read only" ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN");
       const result = await work({
         query: async <Row extends object>(text: string, params: readonly unknown[] = []) =>
-          (await client.query<Row>(text, params as unknown[])).rows,
+          (await client.query<Row>(prepared(text, params))).rows,
       });
       await client.query("COMMIT");
       return result;
