@@ -1,4 +1,5 @@
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { startWorkerThread } from "../../net/worker-thread.js";
 import type { SqliteFailure, WriteOutcome, WriteStep } from "./writer-group.js";
 import type { WriterReply, WriterRequest, WriterThreadData } from "./writer-thread.js";
 
@@ -37,16 +38,6 @@ interface PendingPragma {
 
 /** Groups in flight at once: one committing, one waiting in the thread so it never idles between groups. */
 const MAX_GROUPS_IN_FLIGHT = 2;
-
-/** The thread's module: TypeScript when running from source, which then registers tsx in the thread first. */
-const THREAD = new URL(`./writer-thread.${import.meta.url.endsWith(".ts") ? "ts" : "js"}`, import.meta.url);
-
-function startThread(data: WriterThreadData): Worker {
-  if (!THREAD.pathname.endsWith(".ts")) return new Worker(THREAD, { workerData: data });
-  const tsx = import.meta.resolve("tsx/esm/api");
-  const boot = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(THREAD.href)}); })`;
-  return new Worker(boot, { eval: true, workerData: data });
-}
 
 export class SqliteWriter {
   private readonly queue: Pending[] = [];
@@ -123,7 +114,7 @@ export class SqliteWriter {
 
   private running(): Worker {
     if (this.thread !== undefined) return this.thread;
-    const thread = startThread(this.data);
+    const thread = startWorkerThread(import.meta.url, "writer-thread", { workerData: this.data });
     thread.on("message", (reply: WriterReply) => this.settle(reply));
     // A thread that dies (an uncaught error, or killed) fails its groups in flight; the next write starts a new one.
     thread.on("error", (error) => this.stopped(thread, error.message));
