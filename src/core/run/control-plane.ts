@@ -91,8 +91,12 @@ interface RunStep<T> {
   error?: DecisionGateError;
 }
 
-/** How often a step is re-run on fresh state when another writer committed first. */
-const MAX_COMMIT_ATTEMPTS = 16;
+/**
+ * How often a step is re-run on fresh state when another writer committed first. A writer in another process (or
+ * replica) with a queue of calls on the same run can win every race until its queue drains, so the bound is set
+ * well above the bursts a run sees: with the server's backoff it gives up after seconds, not after a few races.
+ */
+const MAX_COMMIT_ATTEMPTS = 64;
 const locksByStore = new WeakMap<RunStateStore, KeyedMutex>();
 
 /**
