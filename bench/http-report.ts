@@ -69,7 +69,7 @@ function targetTable(decisionPaths: BenchResult[]): string {
 function cpuTable(results: BenchResult[]): string {
   const rows = results.flatMap((result) => {
     const { cpu } = result;
-    if (cpu === undefined || result.section !== undefined) return [];
+    if (cpu === undefined || !(result.decisionPath === true || result.name === ECHO_NAME)) return [];
     const cores = [cpu.serverCores, cpu.serverMainThreadCores, cpu.clientCores, cpu.otherCores];
     return [`| ${label(result)} | ${fixed(cpu.serverMsPerOperation, 3)} | ${cores.map((c) => fixed(c)).join(" | ")} |`];
   });

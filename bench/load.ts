@@ -75,11 +75,11 @@ export async function closedLoop(
       agent.destroy();
     }
   };
-  const cpuAtStart = new Promise<CpuSample>((resolve) => setTimeout(() => resolve(cpuNow(serverPid)), WARM_UP_MS));
+  const meter = new Promise<CpuMeter>((resolve) => setTimeout(() => resolve(startCpuMeter(serverPid)), WARM_UP_MS));
   await Promise.all(Array.from({ length: connections }, (_, index) => lane(index)));
   const elapsedSeconds = (performance.now() - measureFrom) / 1000;
   const result = summarize(name, 1, latencies, elapsedSeconds);
-  const cpu = cpuUse(await cpuAtStart, cpuNow(serverPid), elapsedSeconds, result.operations);
+  const cpu = (await meter)(elapsedSeconds, result.operations);
   return { ...result, cpu, serverMemory: memoryOf(serverPid) };
 }
 
@@ -106,11 +106,20 @@ interface CpuSample {
   machine: number;
 }
 
-function cpuNow(serverPid: number): CpuSample {
+/** CPU use from now on: given the seconds and operations measured, what `BenchResult.cpu` reports. */
+export type CpuMeter = (seconds: number, operations: number) => BenchResult["cpu"];
+
+/** Starts measuring the CPU of the server process `serverPid` (none: no server), this process and the machine. */
+export function startCpuMeter(serverPid?: number): CpuMeter {
+  const start = cpuNow(serverPid);
+  return (seconds, operations) => cpuUse(start, cpuNow(serverPid), seconds, operations);
+}
+
+function cpuNow(serverPid: number | undefined): CpuSample {
   const client = process.cpuUsage();
   return {
-    server: cpuMs(`/proc/${serverPid}/stat`),
-    serverMainThread: cpuMs(`/proc/${serverPid}/task/${serverPid}/stat`),
+    server: serverPid === undefined ? 0 : cpuMs(`/proc/${serverPid}/stat`),
+    serverMainThread: serverPid === undefined ? 0 : cpuMs(`/proc/${serverPid}/task/${serverPid}/stat`),
     client: (client.user + client.system) / 1000,
     machine: machineCpuMs(),
   };

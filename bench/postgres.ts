@@ -2,7 +2,7 @@ import pg from "pg";
 import { type PostgresCluster, postgresMissing, startPostgres } from "../test/support/postgres.js";
 import { startServerProcess } from "../test/support/server-process.js";
 import { benchDialect, CONFIG, defineScenario, RPC, type Target } from "./http.js";
-import { CONNECTIONS, track } from "./load.js";
+import { CONNECTIONS, startCpuMeter, track } from "./load.js";
 import { type BenchResult, benchSeconds, summarize } from "./measure.js";
 
 /*
@@ -12,6 +12,10 @@ import { type BenchResult, benchSeconds, summarize } from "./measure.js";
  */
 
 export const PG_COMMITS_NAME = `baseline: raw PostgreSQL single-row commits (pg, ${CONNECTIONS} connections)`;
+const replicasName = (count: number) =>
+  `HTTP /rpc on PostgreSQL: scenario_next, ${CONNECTIONS} connections over ${count} replica${count > 1 ? "s" : ""}`;
+/** The one-replica row's name, before the ratio added to it. */
+export const PG_ONE_REPLICA_NAME = replicasName(1);
 
 /** The HTTP benchmark's server configuration with its run state and registries in PostgreSQL at `url`. */
 function postgresConfig(url: string): string {
@@ -29,6 +33,7 @@ async function benchCommits(url: string): Promise<BenchResult> {
     const warmUpUntil = performance.now() + 1000;
     while (performance.now() < warmUpUntil) await Promise.all(Array.from({ length: CONNECTIONS }, insert));
     const latencies: number[] = [];
+    const meter = startCpuMeter();
     const start = performance.now();
     const deadline = start + benchSeconds() * 1000;
     const lane = async () => {
@@ -39,7 +44,9 @@ async function benchCommits(url: string): Promise<BenchResult> {
       }
     };
     await Promise.all(Array.from({ length: CONNECTIONS }, lane));
-    return summarize(PG_COMMITS_NAME, 1, latencies, (performance.now() - start) / 1000);
+    const seconds = (performance.now() - start) / 1000;
+    const result = summarize(PG_COMMITS_NAME, 1, latencies, seconds);
+    return { ...result, cpu: meter(seconds, result.operations) };
   } finally {
     await pool.end();
   }
@@ -69,13 +76,15 @@ async function benchReplicas(cluster: PostgresCluster, count: number): Promise<B
     const operations = parts.reduce((sum, part) => sum + part.operations, 0);
     const perSecond = parts.reduce((sum, part) => sum + part.operationsPerSecond, 0);
     return {
-      name: `HTTP /rpc on PostgreSQL: scenario_next, ${CONNECTIONS} connections over ${count} replica${count > 1 ? "s" : ""}`,
+      name: replicasName(count),
       operationsPerSecond: perSecond,
       unitsPerSecond: perSecond,
       // Over several replicas: the slowest replica's percentiles.
       p50Ms: Math.max(...parts.map((part) => part.p50Ms)),
       p99Ms: Math.max(...parts.map((part) => part.p99Ms)),
       operations,
+      // One replica's CPU accounting is the whole picture: its server, this load generator and PostgreSQL.
+      ...(count === 1 ? { cpu: parts[0]?.cpu } : {}),
     };
   } finally {
     await Promise.all(children.map((child) => child.stop()));

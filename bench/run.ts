@@ -5,6 +5,7 @@ import { benchHttp } from "./http.js";
 import { httpTargets, mixedSection, sweepSection } from "./http-report.js";
 import type { BenchResult } from "./measure.js";
 import { benchPostgres } from "./postgres.js";
+import { postgresSection } from "./postgres-report.js";
 import { profileDecisionPath } from "./profile.js";
 import { benchRunpack } from "./runpack.js";
 import { benchStore } from "./store.js";
@@ -76,13 +77,15 @@ ${rows.join("\n")}
   connections; then the HTTP benchmark's server with its run state and registries in that cluster serves
   \`scenario_next\` over \`/rpc\` at 32 connections, with one replica and with two replicas (16 connections each,
   throughput summed, the slower replica's percentiles). Ratios are decisions/s over the raw commits/s (target: at
-  least 0.5× with one replica).
+  least 0.5× with one replica); the PostgreSQL section below splits the CPU of a commit and of a decision.
 
 ${httpTargets(results)}
 
 ${sweepSection(results)}
 
 ${mixedSection(results)}
+
+${postgresSection(results)}
 
 ${profile}`;
 }

@@ -132,7 +132,8 @@ export class ServerMetrics {
           await store.commit(key, version, change);
           for (const decision of change.appended.decisions) this.decision(decision.outcome.kind);
         }),
-      open: (key) => store.open(key),
+      open: (key, lookahead) => store.open(key, lookahead),
+      exclusive: (key, work) => store.exclusive(key, work),
       load: (key) => store.load(key),
       loadReceipts: (key) => store.loadReceipts(key),
       ready: () => store.ready(),

@@ -34,6 +34,8 @@ interface Database {
   flipNewestRecord?(): Promise<void>;
   /** Rewrites the run's first decision (a hold becomes a pass of no gate) with its own `record_sha256` recomputed. */
   forgeFirstDecision?(): Promise<void>;
+  /** How many advisory lock requests wait in the database (PostgreSQL). */
+  advisoryLockWaiters?(): Promise<number>;
 }
 
 const FORGED = ['"unmet_gates":["window_gate"]', '"unmet_gates":[]'] as const;
@@ -116,6 +118,11 @@ const postgres: Backend = {
     const server = cluster;
     return {
       store: open,
+      async advisoryLockWaiters() {
+        const waiting = "SELECT count(*)::integer AS waiters FROM pg_locks WHERE locktype = 'advisory' AND NOT granted";
+        const [row] = await server.sql<{ waiters: number }>(waiting, [], name);
+        return row?.waiters ?? 0;
+      },
       async flipNewestRecord() {
         await server.sql(
           `UPDATE run_records SET record_json = convert_to(replace(convert_from(record_json, 'UTF8'), '"correlation_id"', '"correlation_iD"'), 'UTF8')
@@ -147,6 +154,14 @@ function planeOn(store: RunStateStore, spec = RELEASE_GATE) {
 }
 
 const canonical = (value: unknown) => canonicalJson(value as JsonValue);
+
+/** Resolves once `condition` holds, checking every 10 ms; fails after 10 s. */
+async function until(condition: () => Promise<boolean>): Promise<void> {
+  for (const deadline = Date.now() + 10_000; !(await condition()); ) {
+    if (Date.now() > deadline) throw new Error("condition not reached within 10 s");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
 
 /** The same calls on any store; what they answered and the run they left, to compare between backends. */
 async function workedExample(store: RunStateStore) {
@@ -229,7 +244,13 @@ describe.each([memory, sqlite, postgres])("the run-state store contract: $name",
       const db = await backend.database();
       const stores = [await db.store(), await db.store()];
       let stale = 0;
+      let queued = 0;
       for (const store of stores) {
+        const exclusive = store.exclusive.bind(store);
+        store.exclusive = (key, work) => {
+          queued++;
+          return exclusive(key, work);
+        };
         const commit = store.commit.bind(store);
         store.commit = async (...args) => {
           try {
@@ -258,8 +279,78 @@ describe.each([memory, sqlite, postgres])("the run-state store contract: $name",
       expect(state.triggers.map((trigger) => trigger.seq)).toEqual(seqs);
       expect(state.decisions.map((decision) => decision.seq)).toEqual(seqs);
       expect(new Set(state.decisions.map((decision) => decision.trigger_id)).size).toBe(triggers);
-      if (stores[0] !== stores[1]) expect(stale).toBeGreaterThan(0);
+      if (stores[0] !== stores[1]) {
+        expect(stale).toBeGreaterThan(0);
+        // A call that lost a race runs again queued for the run: once per call, whatever it lost after.
+        expect(queued).toBeGreaterThan(0);
+        expect(queued).toBeLessThanOrEqual(stale);
+      }
     });
+
+    it.skipIf(backend.name !== "PostgreSQL")(
+      "a run held by one store (exclusive) refuses the other store's commits until released, and takes its own",
+      async () => {
+        const db = await backend.database();
+        const [holder, other] = [await db.store(), await db.store()];
+        await planeOn(holder, NEVER_PASSES).start(runConfig(), logical(1), false);
+        await holder.exclusive(KEY, async () => {
+          const session = await other.open(KEY);
+          const refused = other.commit(KEY, session?.head.version ?? -1, toolCallChange("call-other"));
+          await expect(refused).rejects.toBeInstanceOf(StaleRunVersionError);
+          const own = await holder.open(KEY);
+          await holder.commit(KEY, own?.head.version ?? -1, toolCallChange("call-holder"));
+        });
+        const session = await other.open(KEY);
+        await other.commit(KEY, session?.head.version ?? -1, toolCallChange("call-other"));
+        const state = (await holder.load(KEY)) as RunState;
+        expect(state.tool_calls.map((call) => call.call_id)).toEqual(["call-holder", "call-other"]);
+      },
+    );
+
+    it.skipIf(backend.name !== "PostgreSQL")(
+      "a store queued for a run goes before any other store's write: a losing replica is served next",
+      async () => {
+        const db = await backend.database();
+        const [holder, queued, other] = [await db.store(), await db.store(), await db.store()];
+        await planeOn(holder, NEVER_PASSES).start(runConfig(), logical(1), false);
+        const committed: string[] = [];
+        const commitAs = async (store: Store, callId: string) => {
+          const session = await store.open(KEY);
+          await store.commit(KEY, session?.head.version ?? -1, toolCallChange(callId));
+          committed.push(callId);
+        };
+        let release = () => {};
+        const released = new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        let holding = () => {};
+        const held = new Promise<void>((resolve) => {
+          holding = resolve;
+        });
+        const first = holder.exclusive(KEY, async () => {
+          holding();
+          await released;
+        });
+        await held;
+        let refused = () => {};
+        const otherRefused = new Promise<void>((resolve) => {
+          refused = resolve;
+        });
+        const second = queued.exclusive(KEY, async () => {
+          await otherRefused;
+          await commitAs(queued, "call-queued");
+        });
+        await until(async () => (await db.advisoryLockWaiters?.()) === 1);
+        release();
+        await first;
+        // The holder is done: the store that queued behind it keeps this write out, though it has written nothing.
+        await expect(commitAs(other, "call-other")).rejects.toBeInstanceOf(StaleRunVersionError);
+        refused();
+        await second;
+        await commitAs(other, "call-other");
+        expect(committed).toEqual(["call-queued", "call-other"]);
+      },
+    );
 
     it.skipIf(backend.name === "memory")("a row altered in the database fails closed, naming the run", async () => {
       const db = await backend.database();

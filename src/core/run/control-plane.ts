@@ -54,6 +54,7 @@ import {
   type RunChange,
   type RunHead,
   type RunKey,
+  type RunLookahead,
   type RunSession,
   type RunStateStore,
   runKeyText,
@@ -92,8 +93,9 @@ interface RunStep<T> {
 }
 
 /**
- * How often a step is re-run on fresh state when another writer committed first. A writer in another process (or
- * replica) with a queue of calls on the same run can win every race until its queue drains, so the bound is set
+ * How often a step holding the run is re-run on fresh state when another writer still committed first: on a store
+ * that holds runs across processes only after losing that hold (a lost connection); on one that has no such hold
+ * (SQLite files shared by processes on one machine) whenever another process's queue wins, so the bound is set
  * well above the bursts a run sees: with the server's backoff it gives up after seconds, not after a few races.
  */
 const MAX_COMMIT_ATTEMPTS = 64;
@@ -283,7 +285,7 @@ export class ControlPlane {
     method: ToolCallMethod,
     requestHash: HashDigest,
   ): Promise<TriggerOutcome> {
-    return this.withRun(trigger, async (session) => {
+    const step = async (session: RunSession): Promise<RunStep<TriggerOutcome>> => {
       const head = session.head;
       const call = { method, requestHash, at: trigger.time, correlationId: trigger.correlation_id };
       const missing = this.evidence.validateProviders(this.spec);
@@ -300,7 +302,8 @@ export class ControlPlane {
       change.appended.tool_calls.push(toolCall(head, call, hashOf(result), null));
       const gateEvals = replayed ? null : change.appended.gate_evals;
       return { result: { result, replayed, gateEvals, receipt }, change };
-    });
+    };
+    return this.withRun(trigger, step, { decisionOf: trigger.trigger_id });
   }
 
   /** Engine §4.3 step 3: replay, timeout, or evaluate the gates and decide. */
@@ -334,7 +337,8 @@ export class ControlPlane {
     change.stage_entered_at = decided.enteredAt;
     change.status = decided.status;
     const result = { decision: decided.decision, packets: decided.packets, status: decided.status };
-    const receipt = this.issueReceipt(head, decided.decision, integrity, await session.lastReceipt());
+    const previous = this.receipts === undefined ? undefined : await session.lastReceipt();
+    const receipt = this.issueReceipt(head, decided.decision, integrity, previous);
     if (receipt !== null) change.receipts = [receipt];
     return { result, change, replayed: false, receipt };
   }
@@ -465,25 +469,47 @@ export class ControlPlane {
     return issueStagePackets(issue, this.dispatchPolicy, this.dispatcher);
   }
 
-  /** Serializes a step on one run and commits it, re-running the step if another writer got there first. */
-  private async withRun<T>(key: RunKey, step: (session: RunSession) => Promise<RunStep<T>>): Promise<T> {
+  /**
+   * Serializes a step on one run and commits it. When another process committed first, the step runs again on
+   * fresh state holding the run against other processes (`RunStateStore.exclusive`), so that this call goes next.
+   */
+  private async withRun<T>(
+    key: RunKey,
+    step: (session: RunSession) => Promise<RunStep<T>>,
+    lookahead?: RunLookahead,
+  ): Promise<T> {
     return this.locks.run(runKeyText(key), async () => {
-      for (let attempt = 1; ; attempt++) {
-        const session = await this.store.open(key);
-        if (session === undefined) throw new ControlPlaneError("run_not_found", `run not found: ${key.run_id}`);
-        this.checkBinding(session.head);
-        const outcome = await step(session);
-        try {
-          if (outcome.change !== undefined) await this.store.commit(key, session.head.version, outcome.change);
-        } catch (error) {
-          if (!(error instanceof StaleRunVersionError) || attempt >= MAX_COMMIT_ATTEMPTS) throw error;
-          await this.backoff(attempt);
-          continue;
-        }
-        if (outcome.error !== undefined) throw outcome.error;
-        return outcome.result as T;
+      try {
+        return await this.runStep(key, step, lookahead);
+      } catch (error) {
+        if (!(error instanceof StaleRunVersionError)) throw error;
       }
+      return this.store.exclusive(key, async () => {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            return await this.runStep(key, step, lookahead);
+          } catch (error) {
+            if (!(error instanceof StaleRunVersionError) || attempt >= MAX_COMMIT_ATTEMPTS) throw error;
+            await this.backoff(attempt);
+          }
+        }
+      });
     });
+  }
+
+  /** Opens the run, runs `step` on it and commits what it changed; `StaleRunVersionError` when another won. */
+  private async runStep<T>(
+    key: RunKey,
+    step: (session: RunSession) => Promise<RunStep<T>>,
+    lookahead: RunLookahead | undefined,
+  ): Promise<T> {
+    const session = await this.store.open(key, lookahead);
+    if (session === undefined) throw new ControlPlaneError("run_not_found", `run not found: ${key.run_id}`);
+    this.checkBinding(session.head);
+    const outcome = await step(session);
+    if (outcome.change !== undefined) await this.store.commit(key, session.head.version, outcome.change);
+    if (outcome.error !== undefined) throw outcome.error;
+    return outcome.result as T;
   }
 
   /** D3: a run is driven only by the scenario, and the exact spec, it was started with. */

@@ -145,6 +145,12 @@ export interface RunSession {
   receiptOfDecision(decisionId: string): Promise<StoredReceipt | undefined>;
 }
 
+/** What a call will look up in a run right after opening it. */
+export interface RunLookahead {
+  /** The trigger id whose decision the call looks up (`RunSession.decisionForTrigger`). */
+  decisionOf?: string;
+}
+
 /** Records appended to each log of a run. */
 export type AppendedRecords = { [K in RecordKind as KindTable[K]["log"]]: RecordOf<K>[] };
 
@@ -171,10 +177,19 @@ export type StoredReceipt = JsonObject & { decision_id: string; receipt_sha256: 
 export interface RunStateStore {
   /** Stores a new run (and the receipts of its start decision); fails with `run_exists` when the key is taken. */
   create(state: RunState, receipts?: StoredReceipt[]): Promise<void>;
-  /** Opens a read view, or `undefined` when the run does not exist. */
-  open(key: RunKey): Promise<RunSession | undefined>;
+  /**
+   * Opens a read view, or `undefined` when the run does not exist. `lookahead` names what the call will look up
+   * first, which a store whose reads cross a network may read together with the head.
+   */
+  open(key: RunKey, lookahead?: RunLookahead): Promise<RunSession | undefined>;
   /** Applies `change` atomically if the run is still at `expectedVersion`, else throws `StaleRunVersionError`. */
   commit(key: RunKey, expectedVersion: number, change: RunChange): Promise<void>;
+  /**
+   * Runs `work`, a step that lost a commit race to another process, while no other process can commit to the run;
+   * commits `work` makes go through. Without it a process with a queue of calls on one run could win every race
+   * until its queue drained. A store only one process writes runs `work` at once.
+   */
+  exclusive<T>(key: RunKey, work: () => Promise<T>): Promise<T>;
   /** Assembles the full run state (for start results and runpacks). */
   load(key: RunKey): Promise<RunState | undefined>;
   /** The run's action receipts in issue order. */

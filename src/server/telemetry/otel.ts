@@ -102,7 +102,8 @@ class OtelTracing implements Tracing {
     return {
       create: (state, receipts) => write("create", () => store.create(state, receipts)),
       commit: (key, version, change) => write("commit", () => store.commit(key, version, change)),
-      open: (key) => store.open(key),
+      open: (key, lookahead) => store.open(key, lookahead),
+      exclusive: (key, work) => store.exclusive(key, work),
       load: (key) => store.load(key),
       loadReceipts: (key) => store.loadReceipts(key),
       ready: () => store.ready(),

@@ -6,6 +6,7 @@ import {
   StorageFullError,
   StoreUnavailableError,
 } from "../../core/errors.js";
+import { Slots } from "../../net/slots.js";
 import { POSTGRES_MIGRATIONS, type PostgresMigration } from "./migrations.js";
 import { databaseLabel } from "./url.js";
 
@@ -81,13 +82,18 @@ function prepared(text: string, params: readonly unknown[]): pg.QueryConfig {
 }
 
 export class PostgresDatabase {
+  /** Connections that may hold an advisory lock at once (`withAdvisoryLock`). */
+  private readonly lockSlots: Slots;
+
   /** The pool is shared by every store section using this URL. */
   constructor(
     private readonly pool: pg.Pool,
     /** `postgres://user@host:port/database`: how errors and logs name the database. */
     readonly name: string,
     private readonly password: string,
-  ) {}
+  ) {
+    this.lockSlots = new Slots(Math.max(1, Math.floor(pool.options.max / 2)));
+  }
 
   /** One statement, on any pooled connection, in a transaction of its own. */
   async query<Row extends object = Record<string, unknown>>(
@@ -138,6 +144,22 @@ export class PostgresDatabase {
       client.off("error", lost);
       client.release(broken);
     }
+  }
+
+  /**
+   * Runs `work` holding the advisory lock keyed by `lockText` (hashed) in a transaction of its own, on a connection
+   * checked out until `work` ends (transaction-scoped, so a pooler in transaction mode keeps it on one server
+   * connection). Waiting for the lock is first come, first served; a connection lost meanwhile releases the lock
+   * (which `work` cannot notice: the guards of its writes still hold). At most half the pool holds such locks at
+   * once, so `work` always finds connections for its own statements.
+   */
+  async withAdvisoryLock<T>(label: string, lockText: string, work: () => Promise<T>): Promise<T> {
+    return this.lockSlots.run(() =>
+      this.transaction(label, async (queries) => {
+        await queries.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [lockText]);
+        return work();
+      }),
+    );
   }
 
   /**

@@ -37,13 +37,31 @@ const receipts = (where: string) => `SELECT receipt_json, row_sha256 FROM action
 
 /** The `tail_` column a head query returns a column of the run's newest record as. */
 export const tailColumn = (column: string) => `tail_${column}`;
+/** The `found_` column a head query returns a column of the decision its lookahead trigger id finds as. */
+export const foundColumn = (column: string) => `found_${column}`;
+
+const SAME_RUN = (alias: string) =>
+  `${alias}.tenant_id = h.tenant_id AND ${alias}.namespace_id = h.namespace_id AND ${alias}.run_id = h.run_id`;
+const recordAs = (alias: string, as: (column: string) => string) =>
+  RECORD_COLUMN_NAMES.map((column) => `${alias}.${column} AS ${as(column)}`).join(", ");
 
 export const READ_SQL = {
-  /** The head row, and the newest record it counts (if stored) in `tail_` columns: one round trip to open a run. */
+  /**
+   * One round trip to open a run: the head row; the newest record it counts in `tail_` columns; the run's last
+   * receipt in `receipt_` columns; and for the trigger id $4 (null: none), the two lookups a new trigger needs, read
+   * apart as `VerifiedRunLog` requires: the first decision naming it through the lookup index in `found_` columns,
+   * and its seq in the trigger list as `listed_seq`. Each part is null where the run holds none.
+   */
   head: `SELECT ${HEAD_COLUMNS.map((column) => `h.${column}`).join(", ")}, h.head_hash,
-      ${RECORD_COLUMN_NAMES.map((column) => `t.${column} AS ${tailColumn(column)}`).join(", ")}
-    FROM runs h LEFT JOIN run_records t ON t.tenant_id = h.tenant_id AND t.namespace_id = h.namespace_id
-      AND t.run_id = h.run_id AND t.position = ${LOG_NAMES.map((log) => `h.${log}`).join(" + ")}
+      ${recordAs("t", tailColumn)}, ${recordAs("f", foundColumn)},
+      rc.receipt_json AS receipt_receipt_json, rc.row_sha256 AS receipt_row_sha256, l.seq AS listed_seq
+    FROM runs h
+    LEFT JOIN run_records t ON ${SAME_RUN("t")} AND t.position = ${LOG_NAMES.map((log) => `h.${log}`).join(" + ")}
+    LEFT JOIN LATERAL (SELECT receipt_json, row_sha256 FROM action_receipts r
+      WHERE ${SAME_RUN("r")} ORDER BY r.seq DESC LIMIT 1) rc ON true
+    LEFT JOIN LATERAL (SELECT * FROM run_records d WHERE ${SAME_RUN("d")} AND d.kind = 'decision'
+      AND d.trigger_id = $4::text AND d.seq <= h.decisions ORDER BY d.seq LIMIT 1) f ON true
+    LEFT JOIN run_trigger_ids l ON ${SAME_RUN("l")} AND l.kind = 'decision' AND l.trigger_id = $4::text
     WHERE h.tenant_id = $1 AND h.namespace_id = $2 AND h.run_id = $3`,
   allRuns: "SELECT tenant_id, namespace_id, run_id FROM runs ORDER BY created",
   atPosition: records("AND position = $4"),
@@ -56,7 +74,6 @@ export const READ_SQL = {
   upToSeq: records("AND kind = $4 AND seq <= $5 ORDER BY seq"),
   wholeLog: records("ORDER BY position"),
   triggerList: `SELECT kind, trigger_id, seq FROM run_trigger_ids WHERE ${KEY}`,
-  lastReceipt: receipts("ORDER BY seq DESC LIMIT 1"),
   receiptOfDecision: receipts("AND decision_id = $4 ORDER BY seq LIMIT 1"),
   allReceipts: receipts("ORDER BY seq"),
   /** Which of the given trigger-list entries the run holds already. */
@@ -86,9 +103,9 @@ class Statement {
  * (the key was taken, or the run moved on since). A trigger id listed already fails the statement with a unique
  * violation on `run_trigger_ids`, so nothing of it is written.
  */
-export function writeStatement(ref: RunRef, rows: RunRows, plannedOn: string | undefined) {
+export function writeStatement(ref: RunRef, rows: RunRows, plannedOn: string | undefined, yieldTo?: string) {
   const statement = new Statement(ref);
-  const head = plannedOn === undefined ? insertHead(statement, rows) : advanceHead(statement, rows, plannedOn);
+  const head = plannedOn === undefined ? insertHead(statement, rows) : advanceHead(statement, rows, plannedOn, yieldTo);
   const column = <T>(items: readonly T[], type: string, value: (item: T) => unknown) =>
     statement.add(
       items.map((item) => value(item)),
@@ -143,11 +160,20 @@ function insertHead(statement: Statement, rows: RunRows): string {
     ON CONFLICT DO NOTHING RETURNING 1`;
 }
 
-/* The update takes the head row's lock, and PostgreSQL re-checks its WHERE on the newest row once granted. */
-function advanceHead(statement: Statement, rows: RunRows, plannedOn: string): string {
+/*
+ * The update takes the head row's lock, and PostgreSQL re-checks its WHERE on the newest row once granted. With
+ * `yieldTo` (the text of the run's advisory lock key) it moves the head only if it gets that lock in shared mode at
+ * once: never while another replica holds it exclusively or waits for it (PostgreSQL queues a request behind any
+ * waiting one it conflicts with), so a replica that lost a race and queued for the run goes next.
+ */
+function advanceHead(statement: Statement, rows: RunRows, plannedOn: string, yieldTo: string | undefined): string {
   const assigned = MOVING_HEAD_COLUMNS.map((column) => `${column} = ${headValue(statement, rows, column)}`);
+  const unheld =
+    yieldTo === undefined
+      ? ""
+      : ` AND pg_try_advisory_xact_lock_shared(hashtextextended(${statement.add(yieldTo, "text")}, 0))`;
   return `UPDATE runs SET ${assigned.join(", ")}, head_hash = ${statement.add(rows.head.head_hash, "text")}
-    WHERE ${KEY} AND head_hash = ${statement.add(plannedOn, "text")} RETURNING 1`;
+    WHERE ${KEY} AND head_hash = ${statement.add(plannedOn, "text")}${unheld} RETURNING 1`;
 }
 
 function headValue(statement: Statement, rows: RunRows, column: (typeof HEAD_COLUMNS)[number]): string {

@@ -1,4 +1,4 @@
-import type { OnePerTriggerKind, RecordKind, RunKey, StoredReceipt } from "../../core/run/store.js";
+import type { OnePerTriggerKind, RecordKind, RunKey, RunLookahead, StoredReceipt } from "../../core/run/store.js";
 import type { StoredHead } from "./head.js";
 import type { ChainedRecord, Lookups, TriggerListEntry } from "./records.js";
 
@@ -14,10 +14,14 @@ import type { ChainedRecord, Lookups, TriggerListEntry } from "./records.js";
  *   Every other read is bounded by a head the caller read first (a seq or position up to its counts), and records
  *   are never changed once written, so those need no transaction: a commit landing meanwhile adds nothing they see;
  * - `insert`: a new run's rows, all or nothing, refused with `run_exists` when the key is taken;
- * - `append`: hands the run's head to `plan`, which checks the version the caller read (`StaleRunVersionError`
- *   otherwise) and returns the rows to write; writes them all or nothing only if, inside its write transaction and
- *   under whatever serialises writers on one run, the head is still the one planned on (re-read there, or read
- *   before and compared there; `StaleRunVersionError` otherwise), and settles only once they are durable;
+ * - `append`: hands the run's head to `plan` (the head the caller's session read, when given, or else the head as
+ *   read now), which checks the version the caller read (`StaleRunVersionError` otherwise) and returns the rows to
+ *   write; writes them all or nothing only if, inside its write transaction and under whatever serialises writers
+ *   on one run, the head is still the one planned on (`StaleRunVersionError` otherwise), and settles only once they
+ *   are durable;
+ * - optionally `exclusive`: holds a run against the writes of other processes while a step that lost a race runs
+ *   again (`RunStateStore.exclusive`). Without it (memory; SQLite, whose processes sharing a file on one machine
+ *   are not held apart) the step runs again at once;
  * - uniqueness guards as the final fence, whatever else serialises writers: one record per (run, position) and
  *   per (run, kind, seq), one trigger-list entry per (run, kind, trigger id) (a second one fails the write with
  *   `duplicateTriggerError`, records.ts).
@@ -129,7 +133,8 @@ export interface PlannedAppend<Ref> {
 }
 
 export interface RunBackend<Ref> {
-  find(key: RunKey): Promise<FoundRun<Ref> | undefined>;
+  /** The run's head; `lookahead` names lookups the backend may read with it, to answer them without a round trip. */
+  find(key: RunKey, lookahead?: RunLookahead): Promise<FoundRun<Ref> | undefined>;
   /** Every stored run, in the order they were created. */
   keys(): Promise<RunKey[]>;
   source(ref: Ref): RunLogSource;
@@ -138,7 +143,13 @@ export interface RunBackend<Ref> {
   snapshot(key: RunKey): Promise<RunSnapshot<Ref> | undefined>;
   /** Stores a new run's rows, all or nothing; `run_exists` when the key is taken. */
   insert(key: RunKey, rows: RunRows): Promise<void>;
-  /** Re-reads the run in a write transaction, writes the rows `plan` returns for it, settles once durable. */
-  append(key: RunKey, plan: (found: FoundRun<Ref> | undefined) => PlannedAppend<Ref>): Promise<void>;
+  /** Writes the rows `plan` returns for `basis` (or the head as read now) if still the run's head; once durable. */
+  append(
+    key: RunKey,
+    plan: (found: FoundRun<Ref> | undefined) => PlannedAppend<Ref>,
+    basis?: FoundRun<Ref>,
+  ): Promise<void>;
+  /** Runs `work` holding the run against other processes' writes; absent, `work` runs at once. */
+  exclusive?<T>(key: RunKey, work: () => Promise<T>): Promise<T>;
   ready(): Promise<boolean>;
 }

@@ -4,6 +4,7 @@ import {
   type RunChange,
   type RunCheckDepth,
   type RunKey,
+  type RunLookahead,
   type RunSession,
   type RunStateStore,
   type RunStoreCheck,
@@ -38,6 +39,8 @@ import { VerifiedRunLog } from "./verified-log.js";
 export class ChainedRunStore<Ref> implements RunStateStore, RunStoreVerifier {
   /** Tails written or verified by this store. */
   private readonly tails = new KnownTails();
+  /** The head each run was last opened at, by run key text: what its next commit is planned on. */
+  private readonly opened = new Map<string, FoundRun<Ref>>();
 
   constructor(private readonly backend: RunBackend<Ref>) {}
 
@@ -49,26 +52,43 @@ export class ChainedRunStore<Ref> implements RunStateStore, RunStoreVerifier {
     this.tails.remember(runKeyText(key), tailOf(chained));
   }
 
-  async open(key: RunKey): Promise<RunSession | undefined> {
-    const found = await this.backend.find(key);
+  async open(key: RunKey, lookahead?: RunLookahead): Promise<RunSession | undefined> {
+    const run = runKeyText(key);
+    this.opened.delete(run);
+    const found = await this.backend.find(key, lookahead);
     if (found === undefined) return undefined;
     const { head, log } = this.verifiedRun(key, found);
-    const run = runKeyText(key);
     this.tails.remember(run, await log.verifyTail(this.tails.get(run)));
+    remember(this.opened, run, found);
     return new VerifiedRunSession(head, log, this.backend.receipts(found.ref, key));
   }
 
-  /** Appends if the run is still at `expectedVersion`: checked against the head the backend reads as it writes. */
+  /**
+   * Appends if the run is still at `expectedVersion`: planned on the head this store last opened the run at (the
+   * caller's session; heads only move on, so a version other than that one is stale whatever the run's head is now)
+   * and checked against the run's head as the backend writes.
+   */
   async commit(key: RunKey, expectedVersion: number, change: RunChange): Promise<void> {
+    const run = runKeyText(key);
+    const basis = this.opened.get(run);
+    this.opened.delete(run);
     const encoded = encodeAppended(change.appended);
     let tail: KnownTail | undefined;
-    await this.backend.append(key, (found) => {
-      const planned = planAppend(key, found, expectedVersion, change, encoded);
-      tail = planned.tail;
-      return planned;
-    });
+    await this.backend.append(
+      key,
+      (found) => {
+        const planned = planAppend(key, found, expectedVersion, change, encoded);
+        tail = planned.tail;
+        return planned;
+      },
+      basis,
+    );
     // Remembered only once the append is durable.
-    if (tail !== undefined) this.tails.remember(runKeyText(key), tail);
+    if (tail !== undefined) this.tails.remember(run, tail);
+  }
+
+  async exclusive<T>(key: RunKey, work: () => Promise<T>): Promise<T> {
+    return this.backend.exclusive === undefined ? work() : this.backend.exclusive(key, work);
   }
 
   async load(key: RunKey): Promise<RunState | undefined> {
@@ -140,6 +160,14 @@ function planAppend<Ref>(
 
 function rowsOf(head: RunRows["head"], records: ChainedRecord[], receipts: readonly StoredReceipt[]): RunRows {
   return { head, records, listed: triggerListEntries(records), receipts };
+}
+
+/** Heads kept for the next commit (each about one head row and whatever the backend read with it). */
+const OPENED_HEADS = 4096;
+
+function remember<Ref>(opened: Map<string, FoundRun<Ref>>, run: string, found: FoundRun<Ref>): void {
+  opened.set(run, found);
+  if (opened.size > OPENED_HEADS) opened.delete(opened.keys().next().value as string);
 }
 
 /** The newest of newly chained records, to remember once written (none when nothing was appended). */

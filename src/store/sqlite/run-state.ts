@@ -39,8 +39,6 @@ import type { WriteStep } from "./writer-group.js";
 class SqliteRunRows implements RunBackend<number> {
   private readonly statements: Statements;
   private readonly receiptRows: SqliteReceipts;
-  /** The heads this store wrote last, by run key text (oldest first): what it just wrote is not read again. */
-  private readonly written = new Map<string, FoundRun<number>>();
 
   constructor(private readonly db: SqliteDatabase) {
     this.statements = prepareStatements(db);
@@ -87,24 +85,16 @@ class SqliteRunRows implements RunBackend<number> {
     });
   }
 
-  /**
-   * Planned on the head this store last wrote for the run, or else on the head as read now; written only if the
-   * run's head is still that one when the group commits (the writer's guard, whatever the head planned on).
-   */
-  async append(key: RunKey, plan: (found: FoundRun<number> | undefined) => PlannedAppend<number>): Promise<void> {
-    const run = runKeyText(key);
-    let found = this.written.get(run);
-    let planned = found === undefined ? undefined : unlessStale(() => plan(found));
-    if (planned === undefined) {
-      found = this.db.query(LABEL, () => this.headOf(key));
-      planned = plan(found);
-    }
+  /** Written only if the run's head is still the one planned on when the group commits (the writer's guard). */
+  async append(
+    key: RunKey,
+    plan: (found: FoundRun<number> | undefined) => PlannedAppend<number>,
+    basis?: FoundRun<number>,
+  ): Promise<void> {
+    const found = basis ?? this.db.query(LABEL, () => this.headOf(key));
+    const { ref: runPk, rows } = plan(found);
     if (found === undefined) throw new StaleRunVersionError(key);
-    this.written.delete(run);
-    const { ref: runPk, rows } = planned;
     await this.write(key, rows, appendSteps(runPk, found.head.head_hash, rows), () => new StaleRunVersionError(key));
-    this.written.set(run, { ref: runPk, head: rows.head });
-    if (this.written.size > WRITTEN_HEADS) this.written.delete(this.written.keys().next().value as string);
   }
 
   async ready(): Promise<boolean> {
@@ -126,19 +116,6 @@ class SqliteRunRows implements RunBackend<number> {
     const entry = rows.listed[refusal.listed];
     if (entry === undefined) throw new InternalError(`run state store: write refused at step ${result.refusedAt}`);
     throw duplicateTriggerError(key, entry);
-  }
-}
-
-/** Runs whose last written head is kept (each about one head row). */
-const WRITTEN_HEADS = 4096;
-
-/** `plan`'s answer, or undefined when it found the head stale (another writer moved the run on since). */
-function unlessStale<T>(plan: () => T): T | undefined {
-  try {
-    return plan();
-  } catch (error) {
-    if (error instanceof StaleRunVersionError) return undefined;
-    throw error;
   }
 }
 
