@@ -597,6 +597,11 @@ function storeShape(label: string) {
       .describe(
         "PostgreSQL connection URL for `postgres` (libpq form: `postgres://user:password@host:5432/db?sslmode=verify-full`); absent: the environment variable `DECISION_GATE_DATABASE_URL`. The password never appears in errors or logs.",
       ),
+    max_connections: integerInRange({ min: 1, max: 1000 }, `${label}.max_connections must be 1 to 1000`)
+      .optional()
+      .describe(
+        "PostgreSQL: connections this replica keeps at most to the section's database (default 10; sections on one URL share one pool, sized by `run_state_store`'s). Up to half may be held by calls queued for a run another replica is writing.",
+      ),
     busy_timeout_ms: integerInRange({ min: 0 }, `${label}.busy_timeout_ms must not be negative`)
       .default(5000)
       .describe("SQLite busy timeout in milliseconds."),
@@ -607,7 +612,12 @@ function storeShape(label: string) {
 
 function checkStorePath(label: string) {
   return (
-    store: { type: "memory" | "sqlite" | "postgres"; path?: string | undefined; url?: string | undefined },
+    store: {
+      type: "memory" | "sqlite" | "postgres";
+      path?: string | undefined;
+      url?: string | undefined;
+      max_connections?: number | undefined;
+    },
     context: z.RefinementCtx,
   ) => {
     if (store.type === "sqlite" && store.path === undefined) {
@@ -616,8 +626,10 @@ function checkStorePath(label: string) {
     if (store.type !== "sqlite" && store.path !== undefined) {
       context.addIssue({ code: "custom", path: ["path"], message: `${store.type} ${label} must not set path` });
     }
-    if (store.type !== "postgres" && store.url !== undefined) {
-      context.addIssue({ code: "custom", path: ["url"], message: `${store.type} ${label} must not set url` });
+    for (const key of ["url", "max_connections"] as const) {
+      if (store.type !== "postgres" && store[key] !== undefined) {
+        context.addIssue({ code: "custom", path: [key], message: `${store.type} ${label} must not set ${key}` });
+      }
     }
   };
 }

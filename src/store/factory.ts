@@ -33,6 +33,8 @@ export interface StoreSectionConfig {
   path?: string | null;
   /** PostgreSQL connection URL; absent: `DECISION_GATE_DATABASE_URL`. */
   url?: string | null;
+  /** PostgreSQL pool size; absent: `DEFAULT_MAX_CONNECTIONS`. */
+  max_connections?: number;
   busy_timeout_ms?: number | bigint;
   journal_mode?: JournalMode;
   sync_mode?: SyncMode;
@@ -162,7 +164,7 @@ async function openPostgresSection(
   }
   let db = databases.get(url);
   if (db === undefined) {
-    db = await openPostgresDatabase({ url });
+    db = await openPostgresDatabase({ url, maxConnections: section.max_connections });
     databases.set(url, db);
   }
   return db;

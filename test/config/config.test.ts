@@ -531,6 +531,16 @@ describe("validation messages", () => {
       "run_state_store.url",
       "sqlite run_state_store must not set url",
     ],
+    [
+      '[run_state_store]\ntype = "sqlite"\npath = "x.db"\nmax_connections = 5\n',
+      "run_state_store.max_connections",
+      "sqlite run_state_store must not set max_connections",
+    ],
+    [
+      '[run_state_store]\ntype = "postgres"\nmax_connections = 0\n',
+      "run_state_store.max_connections",
+      "run_state_store.max_connections must be 1 to 1000",
+    ],
     ['[schema_registry]\ntype = "postgres"\nurl = "db:5432"\n', "schema_registry.url", "schema_registry.url must be"],
     ['[schema_registry]\nurl = "postgres://db/dg"\n', "schema_registry.url", "memory schema_registry must not set url"],
     [

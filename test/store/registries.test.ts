@@ -9,6 +9,7 @@ import { decode } from "../../src/core/wire/common.js";
 import { sha256Hex } from "../../src/json/hash.js";
 import { parseJson } from "../../src/json/parse.js";
 import { canonicalBytes } from "../../src/json/write.js";
+import { openStores } from "../../src/store/factory.js";
 import { MemoryScenarioRegistry } from "../../src/store/memory/scenario-registry.js";
 import { MemorySchemaRegistry } from "../../src/store/memory/schema-registry.js";
 import { openPostgresDatabase, type PostgresDatabase } from "../../src/store/postgres/database.js";
@@ -442,6 +443,29 @@ describe.skipIf(withoutPostgres)("PostgreSQL registries", () => {
     ).rejects.toMatchObject({ code: "scenario_exists" });
     await new PostgresSchemaRegistry(b, UNLIMITED).register(shape("{}"));
     expect(await new PostgresSchemaRegistry(a, UNLIMITED).get(1n, 2n, "s", "1")).toEqual(shape("{}"));
+  });
+
+  it("keep at most max_connections connections per replica, for both sections on one URL", async () => {
+    const server = cluster;
+    if (server === undefined) throw new Error("no PostgreSQL cluster");
+    const url = await server.createDatabase();
+    const database = new URL(url).pathname.slice(1);
+    const connectionsAfterBurst = async (maxConnections: number | undefined) => {
+      const section = { type: "postgres" as const, url, max_connections: maxConnections };
+      const stores = await openStores({ run_state_store: section, schema_registry: { type: "postgres", url } });
+      try {
+        await Promise.all(Array.from({ length: 24 }, () => stores.schemas.list(1n, 2n, null, 10)));
+        const [row] = await server.sql<{ open: number }>(
+          "SELECT count(*)::integer AS open FROM pg_stat_activity WHERE datname = $1 AND application_name = 'decision-gate'",
+          [database],
+        );
+        return row?.open;
+      } finally {
+        await stores.close();
+      }
+    };
+    expect(await connectionsAfterBurst(2)).toBe(2);
+    expect(await connectionsAfterBurst(undefined)).toBeGreaterThan(2);
   });
 
   it("keep max_entries when replicas register at once", async () => {
