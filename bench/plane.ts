@@ -1,5 +1,5 @@
 import { ControlPlane, type ControlPlaneOptions } from "../src/core/run/control-plane.js";
-import type { RunKey } from "../src/core/run/store.js";
+import type { RunKey, RunStateStore } from "../src/core/run/store.js";
 import { ScenarioSpec } from "../src/core/spec/schema.js";
 import { decode } from "../src/core/wire/common.js";
 import { createTimeProvider } from "../src/evidence/builtin/time.js";
@@ -58,6 +58,16 @@ export class RunDriver {
   }
 }
 
+/** The control plane of `spec` on `store`, with the time provider. */
+export function planeOn(
+  store: RunStateStore,
+  options: Pick<ControlPlaneOptions, "receipts"> = {},
+  spec: ScenarioSpec = SPEC,
+): ControlPlane {
+  const evidence = new EvidencePipeline({ providers: [createTimeProvider()] });
+  return new ControlPlane(spec, { ...options, store, evidence });
+}
+
 /** The control plane of `spec` on a SQLite run store at `path` (WAL), with the time provider. */
 export function openPlane(
   path: string,
@@ -67,6 +77,5 @@ export function openPlane(
 ): { db: SqliteDatabase; store: SqliteRunStateStore; plane: ControlPlane } {
   const db = openSqliteDatabase({ path, journal_mode: "wal", sync_mode: sync, busy_timeout_ms: 5000 });
   const store = new SqliteRunStateStore(db);
-  const evidence = new EvidencePipeline({ providers: [createTimeProvider()] });
-  return { db, store, plane: new ControlPlane(spec, { ...options, store, evidence }) };
+  return { db, store, plane: planeOn(store, options, spec) };
 }

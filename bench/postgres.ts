@@ -1,9 +1,13 @@
 import pg from "pg";
+import { openPostgresDatabase } from "../src/store/postgres/database.js";
+import { PostgresRunStateStore } from "../src/store/postgres/run-state.js";
 import { type PostgresCluster, postgresMissing, startPostgres } from "../test/support/postgres.js";
 import { startServerProcess } from "../test/support/server-process.js";
 import { benchDialect, CONFIG, defineScenario, RPC, type Target } from "./http.js";
 import { CONNECTIONS, startCpuMeter, track } from "./load.js";
 import { type BenchResult, benchSeconds, summarize } from "./measure.js";
+import { planeOn } from "./plane.js";
+import { buildHistories, measureHistoryCost } from "./store.js";
 
 /*
  * PostgreSQL rows of `npm run bench` (issue 17), when PostgreSQL is installed: `scenario_next` over `/rpc` at 32
@@ -91,6 +95,21 @@ async function benchReplicas(cluster: PostgresCluster, count: number): Promise<B
   }
 }
 
+/** Short runs for D10 on PostgreSQL (fewer than on SQLite: building them costs a round trip per trigger). */
+const SHORT_RUNS = 100;
+
+/** D10 on PostgreSQL: the control plane on a PostgreSQL run store, no transport (as the SQLite rows). */
+async function benchHistoryCost(cluster: PostgresCluster): Promise<BenchResult[]> {
+  const db = await openPostgresDatabase({ url: await cluster.createDatabase("dg_bench_history") });
+  try {
+    const plane = planeOn(new PostgresRunStateStore(db));
+    await buildHistories(plane, SHORT_RUNS);
+    return await measureHistoryCost(plane, SHORT_RUNS, "PostgreSQL store");
+  } finally {
+    await db.close();
+  }
+}
+
 /** The PostgreSQL rows, or none (with a line on the console) when PostgreSQL is not installed. */
 export async function benchPostgres(): Promise<BenchResult[]> {
   const missing = postgresMissing();
@@ -106,6 +125,7 @@ export async function benchPostgres(): Promise<BenchResult[]> {
     return [
       commits,
       ...results.map((result) => ({ ...result, name: `${result.name} — ${ratio(result)}× raw PostgreSQL commits` })),
+      ...(await benchHistoryCost(cluster)),
     ];
   } finally {
     await cluster.destroy();

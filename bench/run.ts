@@ -77,7 +77,9 @@ ${rows.join("\n")}
   connections; then the HTTP benchmark's server with its run state and registries in that cluster serves
   \`scenario_next\` over \`/rpc\` at 32 connections, with one replica and with two replicas (16 connections each,
   throughput summed, the slower replica's percentiles). Ratios are decisions/s over the raw commits/s (target: at
-  least 0.5× with one replica); the PostgreSQL section below splits the CPU of a commit and of a decision.
+  least 0.5× with one replica); the PostgreSQL section below splits the CPU of a commit and of a decision. The
+  last two PostgreSQL rows check D10 there as the sqlite store rows do (control plane, no transport): a trigger
+  after 10 and after 10,000 prior triggers, on 100 short runs and one long run in one database.
 
 ${httpTargets(results)}
 

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { ControlPlane } from "../src/core/run/control-plane.js";
 import type { SyncMode } from "../src/store/sqlite/database.js";
 import { type BenchResult, measure } from "./measure.js";
 import { openPlane, RunDriver } from "./plane.js";
@@ -31,48 +32,57 @@ async function benchDecisions(dir: string, sync: SyncMode, runs: number): Promis
   }
 }
 
-/** Builds the histories with synchronous=NORMAL (faster; durability is not what is measured here). */
-async function buildHistories(path: string): Promise<void> {
-  const { db, plane } = openPlane(path, "normal");
-  try {
-    const long = new RunDriver(plane, "long");
-    await long.start();
-    for (let i = 0; i < LONG_HISTORY; i++) await long.next();
-    for (let r = 0; r < SHORT_RUNS; r++) {
-      const short = new RunDriver(plane, `short-${r}`);
-      await short.start();
-      for (let i = 0; i < SHORT_HISTORY; i++) await short.next();
-    }
-  } finally {
-    await db.close();
+/** One run of `LONG_HISTORY` triggers and `shortRuns` runs of `SHORT_HISTORY`, through `plane`. */
+export async function buildHistories(plane: ControlPlane, shortRuns: number): Promise<void> {
+  const long = new RunDriver(plane, "long");
+  await long.start();
+  for (let i = 0; i < LONG_HISTORY; i++) await long.next();
+  for (let r = 0; r < shortRuns; r++) {
+    const short = new RunDriver(plane, `short-${r}`);
+    await short.start();
+    for (let i = 0; i < SHORT_HISTORY; i++) await short.next();
   }
 }
 
 /**
- * D10: the per-trigger cost with 10 and with 10,000 prior triggers, measured in one file holding both (so the
- * database size is the same) with synchronous=FULL. Short runs are used round-robin, so each stays near 10.
+ * D10: the per-trigger cost with 10 and with 10,000 prior triggers, on the histories `buildHistories` left in one
+ * store (so the database size is the same for both). Short runs are used round-robin, so each stays near 10.
+ * Results are named `<store>: trigger with N prior triggers<detail>`.
  */
+export async function measureHistoryCost(
+  plane: ControlPlane,
+  shortRuns: number,
+  store: string,
+  detail = "",
+): Promise<[BenchResult, BenchResult]> {
+  const runs = Array.from({ length: shortRuns }, (_, r) => new RunDriver(plane, `short-${r}`).resumeAt(SHORT_HISTORY));
+  let turn = 0;
+  const atTen = await measure(`${store}: trigger with ${SHORT_HISTORY} prior triggers${detail}`, 1, () => {
+    turn = (turn + 1) % shortRuns;
+    return (runs[turn] as RunDriver).next();
+  });
+  const long = new RunDriver(plane, "long").resumeAt(LONG_HISTORY);
+  const atTenThousand = await measure(
+    `${store}: trigger with ${LONG_HISTORY.toLocaleString("en")} prior triggers${detail}`,
+    1,
+    () => long.next(),
+  );
+  atTenThousand.name += ` — mean cost ${costRatio(atTen, atTenThousand).toFixed(2)}× the 10-trigger run`;
+  return [atTen, atTenThousand];
+}
+
+/** D10 on a SQLite file, its histories built with synchronous=NORMAL (faster; not what is measured). */
 async function benchHistoryCost(dir: string): Promise<[BenchResult, BenchResult]> {
   const path = join(dir, "history.db");
-  await buildHistories(path);
+  const built = openPlane(path, "normal");
+  try {
+    await buildHistories(built.plane, SHORT_RUNS);
+  } finally {
+    await built.db.close();
+  }
   const { db, plane } = openPlane(path, "full");
   try {
-    const shortRuns = Array.from({ length: SHORT_RUNS }, (_, r) =>
-      new RunDriver(plane, `short-${r}`).resumeAt(SHORT_HISTORY),
-    );
-    let turn = 0;
-    const atTen = await measure(`sqlite store: trigger with ${SHORT_HISTORY} prior triggers (WAL, FULL)`, 1, () => {
-      turn = (turn + 1) % SHORT_RUNS;
-      return (shortRuns[turn] as RunDriver).next();
-    });
-    const long = new RunDriver(plane, "long").resumeAt(LONG_HISTORY);
-    const atTenThousand = await measure(
-      `sqlite store: trigger with ${LONG_HISTORY.toLocaleString("en")} prior triggers (WAL, FULL)`,
-      1,
-      () => long.next(),
-    );
-    atTenThousand.name += ` — mean cost ${costRatio(atTen, atTenThousand).toFixed(2)}× the 10-trigger run`;
-    return [atTen, atTenThousand];
+    return await measureHistoryCost(plane, SHORT_RUNS, "sqlite store", " (WAL, FULL)");
   } finally {
     await db.close();
   }

@@ -9,20 +9,20 @@ import { CliFailure } from "./failure.js";
 
 type LoadOptions = { config?: string; strictConfig?: boolean };
 
-/** `decision-gate store check` and `decision-gate store backup`: operating a SQLite store safely. */
+/** `decision-gate store check` (SQLite or PostgreSQL) and `decision-gate store backup` (SQLite). */
 export function registerStoreCommands(program: Command, load: (options: LoadOptions) => Promise<LoadedConfig>): void {
-  const store = program.command("store").description("Check and back up the SQLite store of a configuration");
+  const store = program.command("store").description("Check and back up the store of a configuration");
   store
     .command("check")
     .description(
-      "Verify the store: SQLite's integrity_check and every run's records, chain and lookups (exit 1 if damaged)",
+      "Verify the store: SQLite's integrity_check (SQLite files) and every run's records, chain and lookups (exit 1 if damaged)",
     )
     .option("--config <path>", "configuration file naming the store")
     .option("--quick", 'only quick_check and each run\'s newest record (what startup_check = "quick" checks)')
     .action(async (options: LoadOptions & { quick?: boolean }) => {
       const { config } = await load(options);
       const depth: StoreCheckDepth = options.quick ? "quick" : "full";
-      const healthy = await withStores(config, (stores) => report(stores, depth));
+      const healthy = await withStores(config, (stores) => report(stores, depth), { postgres: true });
       if (!healthy) process.exitCode = 1;
     });
   store
@@ -45,15 +45,20 @@ export function registerStoreCommands(program: Command, load: (options: LoadOpti
     });
 }
 
-/** Opens the configured stores without the startup check (this command reports damage instead of refusing it). */
-async function withStores<T>(config: DecisionGateConfig, work: (stores: Stores) => Promise<T>): Promise<T> {
+/**
+ * Opens the configured stores without the startup check (these commands report damage instead of refusing it); a
+ * PostgreSQL run state only with `postgres` (`store backup` copies files: PostgreSQL is backed up with pg_dump).
+ */
+async function withStores<T>(
+  config: DecisionGateConfig,
+  work: (stores: Stores) => Promise<T>,
+  accepts: { postgres: boolean } = { postgres: false },
+): Promise<T> {
   const section = config.run_state_store;
-  if (section.type === "postgres") {
-    throw new CliFailure(
-      "run_state_store is in PostgreSQL: store commands work on SQLite files (back up with pg_dump, see docs/DEPLOYMENT.md)",
-    );
+  if (section.type === "postgres" && !accepts.postgres) {
+    throw new CliFailure("run_state_store is in PostgreSQL: back it up with pg_dump (see docs/DEPLOYMENT.md)");
   }
-  if (section.type !== "sqlite" || section.path === undefined) {
+  if (section.type === "memory" || (section.type === "sqlite" && section.path === undefined)) {
     throw new CliFailure('run_state_store is in memory: there is no store file (set type = "sqlite" and a path)');
   }
   for (const path of [
@@ -83,7 +88,9 @@ async function report(stores: Stores, depth: StoreCheckDepth): Promise<boolean> 
   for (const file of files) {
     const found = problemsOf(file);
     problems += found.length;
-    process.stdout.write(`${file.path}: SQLite ${sqliteCheck}: ${file.sqlite.length === 0 ? "ok" : "damaged"}\n`);
+    if (file.sqlite !== null) {
+      process.stdout.write(`${file.path}: SQLite ${sqliteCheck}: ${file.sqlite.length === 0 ? "ok" : "damaged"}\n`);
+    }
     if (file.runs !== null) process.stdout.write(`${file.path}: ${runsLine(file, depth)}\n`);
     for (const problem of found) process.stdout.write(`  ${problem}\n`);
   }

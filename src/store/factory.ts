@@ -16,6 +16,7 @@ import { SqliteRunStateStore } from "./sqlite/run-state.js";
 import { SqliteScenarioRegistry } from "./sqlite/scenario-registry.js";
 import { SqliteSchemaRegistry } from "./sqlite/schema-registry.js";
 import {
+  checkRunDatabase,
   checkStoreFile,
   DEFAULT_STARTUP_CHECK,
   problemsOf,
@@ -65,7 +66,10 @@ export interface Stores {
   /** In the run-state database when `run_state_store` is sqlite or postgres, so definitions survive restarts (D2). */
   scenarios: ScenarioRegistry;
   schemas: SchemaRegistry;
-  /** Checks every SQLite file opened here: SQLite's own check and, in the run-state file, every run. */
+  /**
+   * Checks every SQLite file opened here (SQLite's own check and, in the run-state file, every run) and every run
+   * in a PostgreSQL run-state database.
+   */
   check(depth: StoreCheckDepth, progress?: (checked: number, total: number) => void): Promise<StoreFileCheck[]>;
   /** Copies the run-state file to `to` with SQLite's online backup API (a consistent snapshot of a live store). */
   backup(to: string): Promise<void>;
@@ -99,6 +103,11 @@ export async function openStores(config: StoresConfig, env: NodeJS.ProcessEnv = 
         : runDb === undefined
           ? new MemoryRunStateStore()
           : new SqliteRunStateStore(runDb);
+    const checkFiles = async (depth: StoreCheckDepth, progress?: (checked: number, total: number) => void) => {
+      const found: StoreFileCheck[] = [];
+      for (const db of opened) found.push(await checkStoreFile(db, db === runDb ? runs : null, depth, progress));
+      return found;
+    };
     const stores: Stores = {
       runs,
       scenarios:
@@ -113,11 +122,10 @@ export async function openStores(config: StoresConfig, env: NodeJS.ProcessEnv = 
           : schemaDb === undefined
             ? new MemorySchemaRegistry(limits)
             : new SqliteSchemaRegistry(schemaDb, limits),
-      check: async (depth, progress) => {
-        const found: StoreFileCheck[] = [];
-        for (const db of opened) found.push(await checkStoreFile(db, db === runDb ? runs : null, depth, progress));
-        return found;
-      },
+      check: async (depth, progress) => [
+        ...(await checkFiles(depth, progress)),
+        ...(runPg === undefined ? [] : [await checkRunDatabase(runPg.name, runs, depth, progress)]),
+      ],
       backup: async (to) => {
         if (runDb === undefined) {
           throw new InvalidInputError(
@@ -132,7 +140,7 @@ export async function openStores(config: StoresConfig, env: NodeJS.ProcessEnv = 
     };
     const startupCheck = config.run_state_store.startup_check ?? DEFAULT_STARTUP_CHECK;
     if (startupCheck !== "off") {
-      const damaged = (await stores.check(startupCheck)).find((found) => problemsOf(found).length > 0);
+      const damaged = (await checkFiles(startupCheck)).find((found) => problemsOf(found).length > 0);
       if (damaged !== undefined) throw storeDamagedError(damaged.path, problemsOf(damaged));
     }
     return stores;

@@ -2,8 +2,9 @@ import { ControlPlaneError, DecisionGateError } from "../core/errors.js";
 import type { RunStoreCheck, RunStoreVerifier } from "../core/run/store.js";
 
 /*
- * Checking a whole store file: SQLite's own consistency check plus the verification of every run in it. Used by
- * `decision-gate store check`, `store backup` (on the copy) and the startup check (`[run_state_store] startup_check`).
+ * Checking a whole store: a SQLite file's own consistency check plus the verification of every run in it, or every
+ * run in a PostgreSQL database. Used by `decision-gate store check`, `store backup` (on the copy) and the startup
+ * check of SQLite files (`[run_state_store] startup_check`).
  */
 
 /**
@@ -17,11 +18,12 @@ export type StartupCheck = StoreCheckDepth | "off";
 /** Chosen from measured startup times on large stores (docs/STORAGE.md, "Startup check"). */
 export const DEFAULT_STARTUP_CHECK: StartupCheck = "quick";
 
-/** What a check found in one database file. */
+/** What a check found in one database: a SQLite file, or a PostgreSQL database. */
 export interface StoreFileCheck {
+  /** The file's path, or the PostgreSQL database as `postgres://user@host:port/database`. */
   path: string;
-  /** SQLite's findings, empty when it reports `ok`. */
-  sqlite: string[];
+  /** SQLite's findings, empty when it reports `ok`; null for PostgreSQL. */
+  sqlite: string[] | null;
   /** The runs in the file, when it holds the run state. */
   runs: RunStoreCheck | null;
 }
@@ -43,14 +45,28 @@ export async function checkStoreFile(
     async () => db.integrityProblems(depth),
     (message) => [message],
   );
-  const checked =
-    runs === null
-      ? null
-      : await problemOf(
-          () => runs.verifyRuns(depth === "full" ? "full" : "tail", progress),
-          (message) => ({ runs: 0, records: 0, problems: [message] }),
-        );
-  return { path: db.path, sqlite, runs: checked };
+  return { path: db.path, sqlite, runs: runs === null ? null : await checkRuns(runs, depth, progress) };
+}
+
+/** Checks every run of a PostgreSQL database named `name` (it checks its own structure itself). */
+export async function checkRunDatabase(
+  name: string,
+  runs: RunStoreVerifier,
+  depth: StoreCheckDepth,
+  progress?: (checked: number, total: number) => void,
+): Promise<StoreFileCheck> {
+  return { path: name, sqlite: null, runs: await checkRuns(runs, depth, progress) };
+}
+
+async function checkRuns(
+  runs: RunStoreVerifier,
+  depth: StoreCheckDepth,
+  progress?: (checked: number, total: number) => void,
+): Promise<RunStoreCheck> {
+  return problemOf(
+    () => runs.verifyRuns(depth === "full" ? "full" : "tail", progress),
+    (message) => ({ runs: 0, records: 0, problems: [message] }),
+  );
 }
 
 async function problemOf<T>(check: () => Promise<T>, failed: (message: string) => T): Promise<T> {
@@ -64,7 +80,7 @@ async function problemOf<T>(check: () => Promise<T>, failed: (message: string) =
 
 /** Every problem found, one line each (SQLite's first, then one per damaged run). */
 export function problemsOf(check: StoreFileCheck): string[] {
-  return [...check.sqlite.map((line) => `sqlite: ${line}`), ...(check.runs?.problems ?? [])];
+  return [...(check.sqlite ?? []).map((line) => `sqlite: ${line}`), ...(check.runs?.problems ?? [])];
 }
 
 /** Refuses to serve from a damaged file, naming it and the first problems found. */

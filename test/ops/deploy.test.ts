@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseAllDocuments, parse as parseYaml } from "yaml";
@@ -51,11 +52,12 @@ describe("deploy/decision-gate.toml", () => {
 });
 
 describe("store commands on the deployment's configuration", () => {
-  it("point to pg_dump instead of treating PostgreSQL as a missing file", async () => {
-    const result = await runCli(["store", "check", "--config", join(DEPLOY, "decision-gate.toml")]);
+  it("point store backup to pg_dump instead of treating PostgreSQL as a missing file", async () => {
+    const config = join(DEPLOY, "decision-gate.toml");
+    const result = await runCli(["store", "backup", "--config", config, "--to", join(tmpdir(), "dg-never-written.db")]);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(
-      "run_state_store is in PostgreSQL: store commands work on SQLite files (back up with pg_dump, see docs/DEPLOYMENT.md)",
+      "run_state_store is in PostgreSQL: back it up with pg_dump (see docs/DEPLOYMENT.md)",
     );
   });
 });

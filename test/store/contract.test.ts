@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DecisionGateError } from "../../src/core/errors.js";
+import { DecisionGateError, InvalidInputError } from "../../src/core/errors.js";
 import { ControlPlane } from "../../src/core/run/control-plane.js";
 import type { RunState } from "../../src/core/run/schema.js";
 import { type RunStateStore, type RunStoreVerifier, StaleRunVersionError } from "../../src/core/run/store.js";
@@ -286,6 +286,25 @@ describe.each([memory, sqlite, postgres])("the run-state store contract: $name",
         expect(queued).toBeLessThanOrEqual(stale);
       }
     });
+
+    it.skipIf(backend.name !== "PostgreSQL")(
+      "an id PostgreSQL text cannot hold (a NUL character) is refused as invalid input, and nothing is recorded",
+      async () => {
+        const db = await backend.database();
+        const store = await db.store();
+        const nul = { ...KEY, run_id: "run\u0000one" };
+        const plane = planeOn(store, NEVER_PASSES);
+        for (const call of [
+          () => store.open(nul),
+          () => plane.start(runConfig({ run_id: nul.run_id }), logical(1), false),
+        ]) {
+          const error = await errorOf(call());
+          expect(error).toBeInstanceOf(InvalidInputError);
+          expect(error.message).toMatch(/^run state store cannot store the text of this call: .*NUL \(U\+0000\)/);
+        }
+        expect((await store.verifyRuns("full")).runs).toBe(0);
+      },
+    );
 
     it.skipIf(backend.name !== "PostgreSQL")(
       "a run held by one store (exclusive) refuses the other store's commits until released, and takes its own",

@@ -7,7 +7,7 @@ import { compactJson } from "../../src/json/write.js";
 import { type PostgresCluster, skipWithoutPostgres, startPostgres } from "../support/postgres.js";
 import { callTool as call } from "../support/rpc.js";
 import { RELEASE_GATE } from "../support/scenarios.js";
-import { configDir, type ServerProcess, serveDirectory } from "../support/server-process.js";
+import { configDir, runCli, type ServerProcess, serveDirectory } from "../support/server-process.js";
 
 /*
  * Several real server processes on one PostgreSQL database (issue 17): what one replica records, every other sees
@@ -253,10 +253,17 @@ describe.skipIf(withoutPostgres)("replicas on one PostgreSQL database", () => {
     expect((await recordedDecisions(a, "replay")).map((decision) => decision.trigger_id)).toEqual(["init", "t-1"]);
   }, 90_000);
 
-  it("fail closed on a row tampered in the database, naming the run, on every replica", async () => {
+  it("fail closed on a row tampered in the database, naming the run, on every replica and in store check", async () => {
     const [a, b] = await sharedReplicas();
     await start(a, "tampered");
     await call(a, "scenario_next", nextArgs("tampered", "t-1", 3));
+    const storeCheck = () => runCli(["store", "check", "--config", join(b.dir, "decision-gate.toml")]);
+    const healthy = await storeCheck();
+    expect(healthy).toMatchObject({ code: 0, stdout: expect.stringContaining("Store healthy.") });
+    expect(healthy.stdout).toMatch(
+      /^postgres:\/\/decision_gate@127\.0\.0\.1:\d+\/\w+: \d+ runs, \d+ records verified, none damaged$/m,
+    );
+    expect(healthy.stdout).not.toContain("SQLite");
     const changed = await cluster.sql(
       `UPDATE run_records SET record_json = record_json || '\\x20'::bytea
        WHERE run_id = 'tampered' AND position = (SELECT max(position) FROM run_records WHERE run_id = 'tampered')
@@ -273,6 +280,11 @@ describe.skipIf(withoutPostgres)("replicas on one PostgreSQL database", () => {
       const next = await failure(server, "scenario_next", nextArgs("tampered", "t-2", 4));
       expect(next.error).toMatchObject({ code: -32030n });
     }
+    const damaged = await storeCheck();
+    expect(damaged.code).toBe(1);
+    expect(damaged.stdout).toMatch(/: \d+ runs, \d+ records verified, 1 damaged$/m);
+    expect(damaged.stdout).toMatch(/^ {2}run state corrupt: 1\/2\/tampered: record \d+ \(\w+ \d+\): hash mismatch$/m);
+    expect(damaged.stdout).not.toContain(cluster.password);
   }, 90_000);
 
   it(

@@ -3,6 +3,7 @@ import {
   ControlPlaneError,
   DecisionGateError,
   type ErrorDetails,
+  InvalidInputError,
   StorageFullError,
   StoreUnavailableError,
 } from "../../core/errors.js";
@@ -194,6 +195,13 @@ export class PostgresDatabase {
     const message = this.scrub(error instanceof Error ? error.message : String(error));
     if ((typeof code === "string" && UNREACHABLE_CODES.has(code)) || UNREACHABLE_MESSAGES.test(message)) {
       return new StoreUnavailableError(`${label} unavailable: ${this.name}: ${message}; retry later`, details);
+    }
+    if (code === "22021" || code === "22P05") {
+      return new InvalidInputError(
+        `${label} cannot store the text of this call: ${message}. PostgreSQL text holds no NUL (U+0000) character: ` +
+          "ids and names stored in PostgreSQL must not contain one. Nothing was recorded",
+        details,
+      );
     }
     if (code === "53100") {
       return new StorageFullError(

@@ -187,12 +187,12 @@ export class SqliteDatabase {
 
   /**
    * Closes the file: writes not yet sent to the writer thread are refused (never written), groups it is committing
-   * finish first. Settles once the writer thread is gone.
+   * finish first. Settles once the writer thread is gone. This thread's connection closes first, so that the
+   * writer's is the last one: it moves the WAL into the file as it closes, leaving one self-contained file.
    */
   close(): Promise<void> {
-    const drained = this.writer?.close() ?? Promise.resolve();
     if (this.connection.open) this.connection.close();
-    return drained;
+    return this.writer?.close() ?? Promise.resolve();
   }
 
   /**
