@@ -323,6 +323,9 @@ describe.each([memory, sqlite, postgres])("the run-state store contract: $name",
         await other.commit(KEY, session?.head.version ?? -1, toolCallChange("call-other"));
         const state = (await holder.load(KEY)) as RunState;
         expect(state.tool_calls.map((call) => call.call_id)).toEqual(["call-holder", "call-other"]);
+        // What the held work throws comes back as thrown, not as a store failure.
+        const own = new RangeError("the work's own failure");
+        await expect(holder.exclusive(KEY, () => Promise.reject(own))).rejects.toBe(own);
       },
     );
 

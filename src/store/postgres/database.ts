@@ -155,12 +155,19 @@ export class PostgresDatabase {
    * once, so `work` always finds connections for its own statements.
    */
   async withAdvisoryLock<T>(label: string, lockText: string, work: () => Promise<T>): Promise<T> {
-    return this.lockSlots.run(() =>
-      this.transaction(label, async (queries) => {
+    return this.lockSlots.run(async () => {
+      // What `work` throws is its own failure, not the database's: it passes through as thrown.
+      let outcome = { thrown: new Error("advisory lock: work did not run") } as { value: T } | { thrown: unknown };
+      await this.transaction(label, async (queries) => {
         await queries.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [lockText]);
-        return work();
-      }),
-    );
+        outcome = await work().then(
+          (value) => ({ value }),
+          (thrown: unknown) => ({ thrown }),
+        );
+      });
+      if ("thrown" in outcome) throw outcome.thrown;
+      return outcome.value;
+    });
   }
 
   /**
