@@ -86,7 +86,8 @@ function whyMissed(commits: BenchResult, decision: Cpu, commit: Cpu, sqliteMs: n
     `took ${fixed(decision.total, 3)} ms: PostgreSQL's part alone (${fixed(decision.database, 3)} ms, for a head ` +
     "read joining four tables and one statement that moves the head and inserts the decision's records, their " +
     `trigger-list entries and its receipt, all indexed) is ${fixed(decision.database / commit.database, 1)}× what ` +
-    `a raw one-row commit costs it (${fixed(commit.database, 3)} ms), and the server's part is ` +
+    `a raw one-row commit costs it (${fixed(commit.database, 3)} ms) and ${fixed(decision.database / budget, 1)}× ` +
+    "the whole budget on its own, and the server's part is " +
     `${fixed(decision.server, 3)} ms${sqliteMs === undefined ? "" : ` (on SQLite, in the \`/rpc\` row above, ${fixed(sqliteMs, 3)} ms)`}. ` +
     `At that cost the ${cores} cores allow at most ${whole((cores * 1000) / decision.total)} decisions/s. ` +
     "The ratio is one of a whole decision to the cheapest possible transaction on the same cores; it can only " +
