@@ -1,5 +1,5 @@
 import type { RunKey } from "../../core/run/store.js";
-import type { RunRows, StoredRecord } from "../run-log/backend.js";
+import { type RunRows, type StoredRecord, storedForm } from "../run-log/backend.js";
 import { HEAD_COLUMNS, MOVING_HEAD_COLUMNS } from "../run-log/head.js";
 import { encodeReceipt } from "../run-log/receipts.js";
 import { LOG_NAMES } from "../run-log/records.js";
@@ -32,6 +32,18 @@ export const RECORD_COLUMN_NAMES = [
   "prev_hash",
 ] as const satisfies readonly (keyof StoredRecord)[];
 const RECORD_COLUMNS = RECORD_COLUMN_NAMES.join(", ");
+/** The PostgreSQL type of each record column, for the arrays a write unnests. */
+const RECORD_TYPES = {
+  position: "integer",
+  kind: "text",
+  seq: "integer",
+  trigger_id: "text",
+  decision_id: "text",
+  submission_id: "text",
+  record_json: "bytea",
+  record_sha256: "text",
+  prev_hash: "text",
+} satisfies Record<(typeof RECORD_COLUMN_NAMES)[number], string>;
 const records = (where: string) => `SELECT ${RECORD_COLUMNS} FROM run_records WHERE ${KEY} ${where}`;
 const receipts = (where: string) => `SELECT receipt_json, row_sha256 FROM action_receipts WHERE ${KEY} ${where}`;
 
@@ -111,17 +123,8 @@ export function writeStatement(ref: RunRef, rows: RunRows, plannedOn: string | u
       items.map((item) => value(item)),
       `${type}[]`,
     );
-  const recordColumns = [
-    column(rows.records, "integer", (record) => record.position),
-    column(rows.records, "text", (record) => record.kind),
-    column(rows.records, "integer", (record) => record.seq),
-    column(rows.records, "text", (record) => record.trigger_id),
-    column(rows.records, "text", (record) => record.decision_id),
-    column(rows.records, "text", (record) => record.submission_id),
-    column(rows.records, "bytea", (record) => record.bytes),
-    column(rows.records, "text", (record) => record.sha256),
-    column(rows.records, "text", (record) => record.prevHash),
-  ];
+  const stored = rows.records.map(storedForm);
+  const recordColumns = RECORD_COLUMN_NAMES.map((name) => column(stored, RECORD_TYPES[name], (record) => record[name]));
   const listedColumns = [
     column(rows.listed, "text", (entry) => entry.kind),
     column(rows.listed, "text", (entry) => entry.trigger_id),

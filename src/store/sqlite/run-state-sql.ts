@@ -1,5 +1,12 @@
 import type { OnePerTriggerKind, RecordKind, RunKey } from "../../core/run/store.js";
-import type { RunLogSource, RunRows, StoredRecord, StoredTriggerEntry, Synchronous } from "../run-log/backend.js";
+import {
+  type RunLogSource,
+  type RunRows,
+  type StoredRecord,
+  type StoredTriggerEntry,
+  type Synchronous,
+  storedForm,
+} from "../run-log/backend.js";
 import { HEAD_COLUMNS, MOVING_HEAD_COLUMNS, type StoredHead } from "../run-log/head.js";
 import type { SqliteDatabase, Statement } from "./database.js";
 import { receiptSteps } from "./receipts.js";
@@ -61,7 +68,7 @@ const WRITE_SQL = {
   advanceHead: `UPDATE runs SET ${assigned(MOVING_HEAD_COLUMNS)}, head_hash = @head_hash
     WHERE run_pk = @run_pk AND head_hash = @planned_on`,
   insertRecord: `INSERT INTO run_records (run_pk, ${RECORD_COLUMNS})
-    VALUES (@run_pk, @position, @kind, @seq, @trigger_id, @decision_id, @submission_id, @bytes, @sha256, @prev_hash)`,
+    VALUES (@run_pk, ${named(RECORD_COLUMNS.split(", "))})`,
   insertListed: `INSERT INTO run_trigger_ids (run_pk, kind, trigger_id, seq) VALUES (@run_pk, @kind, @trigger_id, @seq)
     ON CONFLICT DO NOTHING`,
 };
@@ -96,17 +103,7 @@ function rowSteps(runPk: number | undefined, rows: RunRows): WriteStep[] {
   });
   return [
     ...rows.records.map((record) =>
-      step(WRITE_SQL.insertRecord, {
-        position: record.position,
-        kind: record.kind,
-        seq: record.seq,
-        trigger_id: record.trigger_id,
-        decision_id: record.decision_id,
-        submission_id: record.submission_id,
-        bytes: ownBuffer(record.bytes),
-        sha256: record.sha256,
-        prev_hash: record.prevHash,
-      }),
+      step(WRITE_SQL.insertRecord, { ...storedForm(record), record_json: ownBuffer(record.bytes) }),
     ),
     ...rows.listed.map((entry) => step(WRITE_SQL.insertListed, { ...entry }, true)),
     ...receiptSteps(rows.receipts).map((receipt) => step(receipt.sql, receipt.params)),
