@@ -28,6 +28,15 @@ describe("LruMap", () => {
     expect([map.size, map.get("a"), map.get("b")]).toEqual([2, 10, 2]);
   });
 
+  it("forgets a deleted key and frees its place", () => {
+    const map = new LruMap<string, number>(2);
+    map.set("a", 1);
+    map.set("b", 2);
+    map.delete("a");
+    map.set("c", 3);
+    expect([map.size, map.get("a"), map.get("b"), map.get("c")]).toEqual([2, undefined, 2, 3]);
+  });
+
   it("refuses a capacity below one", () => {
     expect(() => new LruMap(0)).toThrow(RangeError);
     expect(() => new LruMap(1.5)).toThrow(RangeError);

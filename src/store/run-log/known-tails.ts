@@ -1,3 +1,4 @@
+import { LruMap } from "../../core/lru-map.js";
 import type { StoredRecord } from "./backend.js";
 
 /**
@@ -15,7 +16,7 @@ const KNOWN_TAILS = 4096;
 
 /** The tails a store wrote or verified, by run key text, least recently used first. */
 export class KnownTails {
-  private readonly tails = new Map<string, KnownTail>();
+  private readonly tails = new LruMap<string, KnownTail>(KNOWN_TAILS);
 
   get(run: string): KnownTail | undefined {
     return this.tails.get(run);
@@ -23,12 +24,7 @@ export class KnownTails {
 
   /** Keeps `tail` as the run's newest record (undefined: nothing to remember, e.g. an empty log). */
   remember(run: string, tail: KnownTail | undefined): void {
-    this.tails.delete(run);
-    if (tail === undefined) return;
-    this.tails.set(run, tail);
-    if (this.tails.size > KNOWN_TAILS) {
-      const oldest = this.tails.keys().next().value;
-      if (oldest !== undefined) this.tails.delete(oldest);
-    }
+    if (tail === undefined) this.tails.delete(run);
+    else this.tails.set(run, tail);
   }
 }

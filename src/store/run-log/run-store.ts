@@ -1,4 +1,5 @@
 import { DecisionGateError } from "../../core/errors.js";
+import { LruMap } from "../../core/lru-map.js";
 import type { RunState } from "../../core/run/schema.js";
 import {
   type RunChange,
@@ -36,11 +37,14 @@ import { VerifiedRunLog } from "./verified-log.js";
  * only in where rows live and how writes are made atomic.
  */
 
+/** Heads kept for the next commit (each about one head row and whatever the backend read with it). */
+const OPENED_HEADS = 4096;
+
 export class ChainedRunStore<Ref> implements RunStateStore, RunStoreVerifier {
   /** Tails written or verified by this store. */
   private readonly tails = new KnownTails();
   /** The head each run was last opened at, by run key text: what its next commit is planned on. */
-  private readonly opened = new Map<string, FoundRun<Ref>>();
+  private readonly opened = new LruMap<string, FoundRun<Ref>>(OPENED_HEADS);
 
   constructor(private readonly backend: RunBackend<Ref>) {}
 
@@ -59,7 +63,7 @@ export class ChainedRunStore<Ref> implements RunStateStore, RunStoreVerifier {
     if (found === undefined) return undefined;
     const { head, log } = this.verifiedRun(key, found);
     this.tails.remember(run, await log.verifyTail(this.tails.get(run)));
-    remember(this.opened, run, found);
+    this.opened.set(run, found);
     return new VerifiedRunSession(head, log, this.backend.receipts(found.ref, key));
   }
 
@@ -160,14 +164,6 @@ function planAppend<Ref>(
 
 function rowsOf(head: RunRows["head"], records: ChainedRecord[], receipts: readonly StoredReceipt[]): RunRows {
   return { head, records, listed: triggerListEntries(records), receipts };
-}
-
-/** Heads kept for the next commit (each about one head row and whatever the backend read with it). */
-const OPENED_HEADS = 4096;
-
-function remember<Ref>(opened: Map<string, FoundRun<Ref>>, run: string, found: FoundRun<Ref>): void {
-  opened.set(run, found);
-  if (opened.size > OPENED_HEADS) opened.delete(opened.keys().next().value as string);
 }
 
 /** The newest of newly chained records, to remember once written (none when nothing was appended). */
