@@ -8,6 +8,7 @@ import { compactJson } from "../../src/json/write.js";
 import { callTool as call } from "../support/rpc.js";
 import { RELEASE_GATE } from "../support/scenarios.js";
 import { configDir, type ServerProcess, serveDirectory } from "../support/server-process.js";
+import { until } from "../support/until.js";
 
 const CONFIG = `
 [server]
@@ -81,15 +82,6 @@ async function recordedDecisions(server: ServerProcess, dir: string): Promise<Js
     include_verification: true,
   });
   return parseJson(readFileSync(join(output, "artifacts/decisions.json"), "utf8")) as JsonObject[];
-}
-
-/** Resolves once `reached()` holds, so a kill lands mid-burst however fast the machine answers. */
-async function until(reached: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!reached()) {
-    if (Date.now() > deadline) throw new Error("the burst did not get far enough before the deadline");
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 describe("durable state behind the real server", () => {

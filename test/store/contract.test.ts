@@ -18,6 +18,7 @@ import { type PostgresCluster, skipWithoutPostgres, startPostgres } from "../sup
 import { toolCallChange } from "../support/run-changes.js";
 import { logical, nextRequest, RELEASE_GATE, runConfig, specFrom } from "../support/scenarios.js";
 import { TimeEvidence } from "../support/time-evidence.js";
+import { until } from "../support/until.js";
 
 /*
  * The run-state store contract (src/core/run/store.ts), the same cases against every backend: memory, SQLite and
@@ -154,14 +155,6 @@ function planeOn(store: RunStateStore, spec = RELEASE_GATE) {
 }
 
 const canonical = (value: unknown) => canonicalJson(value as JsonValue);
-
-/** Resolves once `condition` holds, checking every 10 ms; fails after 10 s. */
-async function until(condition: () => Promise<boolean>): Promise<void> {
-  for (const deadline = Date.now() + 10_000; !(await condition()); ) {
-    if (Date.now() > deadline) throw new Error("condition not reached within 10 s");
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 /** The same calls on any store; what they answered and the run they left, to compare between backends. */
 async function workedExample(store: RunStateStore) {
@@ -362,7 +355,7 @@ describe.each([memory, sqlite, postgres])("the run-state store contract: $name",
           await otherRefused;
           await commitAs(queued, "call-queued");
         });
-        await until(async () => (await db.advisoryLockWaiters?.()) === 1);
+        await until(async () => (await db.advisoryLockWaiters?.()) === 1, 10_000);
         release();
         await first;
         // The holder is done: the store that queued behind it keeps this write out, though it has written nothing.

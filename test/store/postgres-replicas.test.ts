@@ -8,6 +8,7 @@ import { type PostgresCluster, skipWithoutPostgres, startPostgres } from "../sup
 import { callTool as call } from "../support/rpc.js";
 import { RELEASE_GATE } from "../support/scenarios.js";
 import { configDir, runCli, type ServerProcess, serveDirectory } from "../support/server-process.js";
+import { until } from "../support/until.js";
 
 /*
  * Several real server processes on one PostgreSQL database (issue 17): what one replica records, every other sees
@@ -132,15 +133,6 @@ async function failure(server: ServerProcess, name: string, args: JsonValue) {
 }
 
 const readyz = async (server: ServerProcess) => (await fetch(`${server.url}/readyz`)).status;
-
-async function until(condition: () => Promise<boolean>, timeoutMs: number): Promise<number> {
-  const started = Date.now();
-  while (!(await condition())) {
-    if (Date.now() - started > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return Date.now() - started;
-}
 
 /** Sends scenario_next with fresh trigger ids on `lanes` parallel lanes until `stop()`; the acknowledged ones. */
 function burst(server: ServerProcess, runId: string, prefix: string, lanes: number) {
