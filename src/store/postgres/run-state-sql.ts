@@ -52,6 +52,17 @@ export const tailColumn = (column: string) => `tail_${column}`;
 /** The `found_` column a head query returns a column of the decision its lookahead trigger id finds as. */
 export const foundColumn = (column: string) => `found_${column}`;
 
+/*
+ * A record by position, as the primary key reaches it whatever the planner knows. Written `position = n`, a generic
+ * plan made before the tables had statistics can walk the run's rows through another index on the run's key and
+ * filter them, so each read grows with the run (D10). Asked for the last record at or before `n`, the planner takes
+ * the primary key backwards and stops at the first row; the outer condition keeps the read exact (a condition
+ * outside a LIMIT is not moved into it).
+ */
+const atPosition = (columns: string, where: string, position: string) =>
+  `SELECT ${columns} FROM (SELECT ${columns} FROM run_records r WHERE ${where} AND r.position <= ${position}
+    ORDER BY r.position DESC LIMIT 1) exact WHERE exact.position = ${position}`;
+
 const SAME_RUN = (alias: string) =>
   `${alias}.tenant_id = h.tenant_id AND ${alias}.namespace_id = h.namespace_id AND ${alias}.run_id = h.run_id`;
 const recordAs = (alias: string, as: (column: string) => string) =>
@@ -68,7 +79,7 @@ export const READ_SQL = {
       ${recordAs("t", tailColumn)}, ${recordAs("f", foundColumn)},
       rc.receipt_json AS receipt_receipt_json, rc.row_sha256 AS receipt_row_sha256, l.seq AS listed_seq
     FROM runs h
-    LEFT JOIN run_records t ON ${SAME_RUN("t")} AND t.position = ${LOG_NAMES.map((log) => `h.${log}`).join(" + ")}
+    LEFT JOIN LATERAL (${atPosition("*", SAME_RUN("r"), LOG_NAMES.map((log) => `h.${log}`).join(" + "))}) t ON true
     LEFT JOIN LATERAL (SELECT receipt_json, row_sha256 FROM action_receipts r
       WHERE ${SAME_RUN("r")} ORDER BY r.seq DESC LIMIT 1) rc ON true
     LEFT JOIN LATERAL (SELECT * FROM run_records d WHERE ${SAME_RUN("d")} AND d.kind = 'decision'
@@ -76,8 +87,8 @@ export const READ_SQL = {
     LEFT JOIN run_trigger_ids l ON ${SAME_RUN("l")} AND l.kind = 'decision' AND l.trigger_id = $4::text
     WHERE h.tenant_id = $1 AND h.namespace_id = $2 AND h.run_id = $3`,
   allRuns: "SELECT tenant_id, namespace_id, run_id FROM runs ORDER BY created",
-  atPosition: records("AND position = $4"),
-  prevHashAt: `SELECT prev_hash FROM run_records WHERE ${KEY} AND position = $4`,
+  atPosition: atPosition(RECORD_COLUMNS, KEY, "$4::integer"),
+  prevHashAt: atPosition("position, prev_hash", KEY, "$4::integer"),
   bySeq: records("AND kind = $4 AND seq = $5"),
   firstByTrigger: records("AND kind = $4 AND trigger_id = $5 AND seq <= $6 ORDER BY seq LIMIT 1"),
   listedTrigger: `SELECT seq FROM run_trigger_ids WHERE ${KEY} AND kind = $4 AND trigger_id = $5`,

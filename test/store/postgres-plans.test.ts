@@ -1,0 +1,130 @@
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEFAULT_CAPABILITIES } from "../../src/actions/capabilities.js";
+import { DEFAULT_MAPPING, receiptIssuer } from "../../src/actions/receipts.js";
+import { ControlPlane } from "../../src/core/run/control-plane.js";
+import { openPostgresDatabase, type PostgresDatabase } from "../../src/store/postgres/database.js";
+import { PostgresRunStateStore } from "../../src/store/postgres/run-state.js";
+import { READ_SQL } from "../../src/store/postgres/run-state-sql.js";
+import { type PostgresCluster, skipWithoutPostgres, startPostgres } from "../support/postgres.js";
+import { nextRequest, RELEASE_GATE, runConfig, specFrom } from "../support/scenarios.js";
+import { TimeEvidence } from "../support/time-evidence.js";
+
+/*
+ * D10 on PostgreSQL does not rest on table statistics: each read a call makes reaches its rows through an index,
+ * whatever the planner knows. The worst case is checked: a long run in tables never analyzed (autovacuum off),
+ * read through the generic plans prepared statements settle on, each of which must touch a bounded number of rows
+ * however long the run is.
+ */
+
+const skip = skipWithoutPostgres("query plans of the PostgreSQL run store");
+/** A gate that never passes and a stage that never times out: every call is one more recorded hold. */
+const HOLDS = RELEASE_GATE.replace('"timestamp": 5', '"timestamp": 1000000').replace(
+  '"timeout": {"timeout_ms": 100, "policy_tags": []}',
+  '"timeout": null',
+);
+const CALLS = 150;
+const KEY = runConfig();
+
+let cluster: PostgresCluster | undefined;
+let db: PostgresDatabase | undefined;
+let url = "";
+
+beforeAll(async () => {
+  if (skip) return;
+  cluster = await startPostgres();
+  url = await cluster.createDatabase();
+  const name = new URL(url).pathname.slice(1);
+  db = await openPostgresDatabase({ url });
+  for (const table of ["runs", "run_records", "run_trigger_ids", "action_receipts"]) {
+    await cluster.sql(`ALTER TABLE ${table} SET (autovacuum_enabled = false)`, [], name);
+  }
+  const plane = new ControlPlane(specFrom(HOLDS), {
+    store: new PostgresRunStateStore(db),
+    evidence: new TimeEvidence(),
+    receipts: receiptIssuer({ mapping: DEFAULT_MAPPING, capabilities: DEFAULT_CAPABILITIES }),
+  });
+  await plane.start(runConfig({ run_id: "short" }), { kind: "logical", value: 1n }, true);
+  await plane.next(nextRequest("s-1", 2, { run_id: "short" }));
+  await plane.start(KEY, { kind: "logical", value: 1n }, true);
+  for (let call = 1; call <= CALLS; call++) await plane.next(nextRequest(`t-${call}`, call + 1));
+}, 120_000);
+
+afterAll(async () => {
+  await db?.close();
+  await cluster?.destroy();
+});
+
+interface PlanNode {
+  "Node Type": string;
+  "Relation Name"?: string;
+  "Actual Rows": number;
+  "Actual Loops": number;
+  "Rows Removed by Filter"?: number;
+  "Rows Removed by Join Filter"?: number;
+  Plans?: PlanNode[];
+}
+
+/** Rows each scan of a run table produced or threw away, summed over its loops. */
+function rowsTouched(node: PlanNode, into: Map<string, number> = new Map()): Map<string, number> {
+  const relation = node["Relation Name"];
+  if (relation !== undefined) {
+    const removed = (node["Rows Removed by Filter"] ?? 0) + (node["Rows Removed by Join Filter"] ?? 0);
+    const touched = (node["Actual Rows"] + removed) * node["Actual Loops"];
+    into.set(relation, (into.get(relation) ?? 0) + touched);
+  }
+  for (const child of node.Plans ?? []) rowsTouched(child, into);
+  return into;
+}
+
+/** The generic plan of `text` (as a prepared statement settles on) run with `values`: rows touched per table. */
+async function touched(text: string, values: unknown[]): Promise<Map<string, number>> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query("SET plan_cache_mode = force_generic_plan");
+    await client.query(`PREPARE measured AS ${text}`);
+    const args = values.map((value) => (value === null ? "NULL" : client.escapeLiteral(String(value)))).join(", ");
+    const [row] = (await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE measured(${args})`)).rows;
+    return rowsTouched(row["QUERY PLAN"][0].Plan as PlanNode);
+  } finally {
+    await client.end();
+  }
+}
+
+describe.skipIf(skip)("PostgreSQL run store reads without table statistics", () => {
+  const ref = () => [String(KEY.tenant_id), String(KEY.namespace_id), KEY.run_id];
+
+  it("builds a run long enough to tell a scan from a lookup", async () => {
+    const [row] = await (db as PostgresDatabase).query<{ records: number }>(
+      "test",
+      "SELECT count(*)::integer AS records FROM run_records WHERE run_id = $1",
+      [KEY.run_id],
+    );
+    expect(row?.records).toBeGreaterThan(3 * CALLS);
+    const [receipts] = await (db as PostgresDatabase).query<{ count: number }>(
+      "test",
+      "SELECT count(*)::integer AS count FROM action_receipts WHERE run_id = $1",
+      [KEY.run_id],
+    );
+    expect(receipts?.count).toBe(CALLS + 1);
+  });
+
+  it.each([
+    ["the head with its tail, last receipt and trigger lookups (a new trigger id)", READ_SQL.head, ["t-new"]],
+    ["the head with its tail, last receipt and trigger lookups (a recorded trigger id)", READ_SQL.head, ["t-7"]],
+    ["the head alone", READ_SQL.head, [null]],
+    ["a record by position", READ_SQL.atPosition, [300]],
+    ["a record's link", READ_SQL.prevHashAt, [300]],
+    ["a record by kind and seq", READ_SQL.bySeq, ["decision", 70]],
+    ["a decision by trigger id", READ_SQL.firstByTrigger, ["decision", "t-70", CALLS]],
+    ["the trigger list's entry", READ_SQL.listedTrigger, ["decision", "t-70"]],
+    ["a decision's packets", READ_SQL.byDecision, ["decision-1", CALLS]],
+    ["a submission", READ_SQL.lastBySubmission, ["submission-1", CALLS]],
+    ["a decision's receipt", READ_SQL.receiptOfDecision, ["decision-70"]],
+  ])("%s touches a bounded number of rows", async (_what, text, params) => {
+    for (const [table, rows] of await touched(text as string, [...ref(), ...(params as unknown[])])) {
+      expect(rows, `rows of ${table}`).toBeLessThanOrEqual(2);
+    }
+  });
+});
