@@ -39,16 +39,20 @@ beforeAll(async () => {
   for (const table of ["runs", "run_records", "run_trigger_ids", "action_receipts"]) {
     await cluster.sql(`ALTER TABLE ${table} SET (autovacuum_enabled = false)`, [], name);
   }
-  const plane = new ControlPlane(specFrom(HOLDS), {
-    store: new PostgresRunStateStore(db),
-    evidence: new TimeEvidence(),
-    receipts: receiptIssuer({ mapping: DEFAULT_MAPPING, capabilities: DEFAULT_CAPABILITIES }),
-  });
+  const plane = planeOn(new PostgresRunStateStore(db));
   await plane.start(runConfig({ run_id: "short" }), { kind: "logical", value: 1n }, true);
   await plane.next(nextRequest("s-1", 2, { run_id: "short" }));
   await plane.start(KEY, { kind: "logical", value: 1n }, true);
   for (let call = 1; call <= CALLS; call++) await plane.next(nextRequest(`t-${call}`, call + 1));
 }, 120_000);
+
+function planeOn(store: PostgresRunStateStore): ControlPlane {
+  return new ControlPlane(specFrom(HOLDS), {
+    store,
+    evidence: new TimeEvidence(),
+    receipts: receiptIssuer({ mapping: DEFAULT_MAPPING, capabilities: DEFAULT_CAPABILITIES }),
+  });
+}
 
 afterAll(async () => {
   await db?.close();
@@ -77,19 +81,56 @@ function rowsTouched(node: PlanNode, into: Map<string, number> = new Map()): Map
   return into;
 }
 
-/** The generic plan of `text` (as a prepared statement settles on) run with `values`: rows touched per table. */
-async function touched(text: string, values: unknown[]): Promise<Map<string, number>> {
+/**
+ * The generic plan of `text` (as a prepared statement settles on) run with `values`, in a transaction rolled back
+ * afterwards: rows touched per table.
+ */
+async function touched(text: string, values: readonly unknown[]): Promise<Map<string, number>> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    await client.query("SET plan_cache_mode = force_generic_plan");
+    await client.query("BEGIN");
+    await client.query("SET LOCAL plan_cache_mode = force_generic_plan");
     await client.query(`PREPARE measured AS ${text}`);
-    const args = values.map((value) => (value === null ? "NULL" : client.escapeLiteral(String(value)))).join(", ");
-    const [row] = (await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE measured(${args})`)).rows;
+    const literal = (value: unknown) => (value === null ? "NULL" : client.escapeLiteral(textOf(value)));
+    const [row] = (await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE measured(${values.map(literal)})`)).rows;
     return rowsTouched(row["QUERY PLAN"][0].Plan as PlanNode);
   } finally {
+    await client.query("ROLLBACK");
     await client.end();
   }
+}
+
+/** A parameter's text form, as the client sends it: bytea as hex, arrays as array literals. */
+function textOf(value: unknown): string {
+  if (Buffer.isBuffer(value) || value instanceof Uint8Array) return `\\x${Buffer.from(value).toString("hex")}`;
+  if (!Array.isArray(value)) return String(value);
+  const element = (item: unknown) =>
+    item === null ? "NULL" : `"${textOf(item).replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+  return `{${value.map(element).join(",")}}`;
+}
+
+/** The statement that would append one more decision to the long run, taken before it is sent (nothing is written). */
+async function nextWrite(): Promise<{ text: string; params: readonly unknown[] }> {
+  const database = db as PostgresDatabase;
+  let write: { text: string; params: readonly unknown[] } | undefined;
+  const capturing = new Proxy(database, {
+    get(target, name) {
+      if (name !== "query") {
+        const value = Reflect.get(target, name);
+        return typeof value === "function" ? value.bind(target) : value;
+      }
+      return (label: string, text: string, params: readonly unknown[]) => {
+        if (!text.startsWith("WITH head AS (UPDATE")) return target.query(label, text, params);
+        write = { text, params };
+        throw new Error("not sent");
+      };
+    },
+  });
+  const plane = planeOn(new PostgresRunStateStore(capturing));
+  await expect(plane.next(nextRequest("t-unsent", CALLS + 2))).rejects.toThrow("not sent");
+  if (write === undefined) throw new Error("no write was planned");
+  return write;
 }
 
 describe.skipIf(skip)("PostgreSQL run store reads without table statistics", () => {
@@ -126,5 +167,14 @@ describe.skipIf(skip)("PostgreSQL run store reads without table statistics", () 
     for (const [table, rows] of await touched(text as string, [...ref(), ...(params as unknown[])])) {
       expect(rows, `rows of ${table}`).toBeLessThanOrEqual(2);
     }
+  });
+
+  it("the write of a decision touches only the rows it writes and the run's head and newest receipt", async () => {
+    const { text, params } = await nextWrite();
+    const rows = await touched(text, params);
+    expect(rows.get("runs"), "rows of runs").toBeLessThanOrEqual(2);
+    // The newest receipt's seq is read (one row): the write ran whole, as it would have been sent.
+    expect(rows.get("action_receipts"), "rows of action_receipts").toBe(1);
+    for (const [table, count] of rows) expect(count, `rows of ${table}`).toBeLessThanOrEqual(8);
   });
 });

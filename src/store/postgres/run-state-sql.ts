@@ -104,6 +104,12 @@ export const READ_SQL = {
     WHERE ${KEY} AND (kind, trigger_id) IN (SELECT * FROM unnest($4::text[], $5::text[]))`,
 };
 
+/**
+ * The seq of the run's newest receipt, read backwards on the primary key (as `max(seq)`, a plan made without
+ * statistics may go through another index on the run's key and aggregate all of the run's receipts).
+ */
+const LAST_RECEIPT_SEQ = `SELECT seq FROM action_receipts WHERE ${KEY} ORDER BY seq DESC LIMIT 1`;
+
 /** A statement's text with its parameters, numbered as they are added. */
 class Statement {
   readonly params: unknown[];
@@ -160,7 +166,7 @@ export function writeStatement(ref: RunRef, rows: RunRows, plannedOn: string | u
       INSERT INTO action_receipts (tenant_id, namespace_id, run_id, seq, decision_id, receipt_json, row_sha256)
       SELECT $1, $2, $3, issued.seq + r.ord, r.decision_id, r.receipt_json, r.row_sha256
       FROM unnest(${receiptColumns.join(", ")}) WITH ORDINALITY AS r (decision_id, receipt_json, row_sha256, ord),
-        (SELECT coalesce(max(seq), 0) AS seq FROM action_receipts WHERE ${KEY}) AS issued
+        (SELECT coalesce((${LAST_RECEIPT_SEQ}), 0) AS seq) AS issued
       WHERE EXISTS (SELECT FROM head)
     )
     SELECT count(*)::integer AS moved FROM head`;
