@@ -12,9 +12,9 @@ import { TimeEvidence } from "../support/time-evidence.js";
 
 /*
  * D10 on PostgreSQL does not rest on table statistics: each read a call makes reaches its rows through an index,
- * whatever the planner knows. The worst case is checked: a long run in tables never analyzed (autovacuum off),
- * read through the generic plans prepared statements settle on, each of which must touch a bounded number of rows
- * however long the run is.
+ * whatever the planner knows. A long run is read through the generic plans prepared statements settle on, first in
+ * tables never analyzed (autovacuum off: the worst case, a new database), then after ANALYZE; each plan must touch
+ * a bounded number of rows however long the run is.
  */
 
 const skip = skipWithoutPostgres("query plans of the PostgreSQL run store");
@@ -69,10 +69,16 @@ interface PlanNode {
   Plans?: PlanNode[];
 }
 
+/**
+ * The tables that grow with a run. `runs` grows with the number of runs, two here, so a planner with statistics may
+ * rightly scan it.
+ */
+const RUN_TABLES = ["run_records", "run_trigger_ids", "action_receipts"];
+
 /** Rows each scan of a run table produced or threw away, summed over its loops. */
 function rowsTouched(node: PlanNode, into: Map<string, number> = new Map()): Map<string, number> {
   const relation = node["Relation Name"];
-  if (relation !== undefined) {
+  if (relation !== undefined && RUN_TABLES.includes(relation)) {
     const removed = (node["Rows Removed by Filter"] ?? 0) + (node["Rows Removed by Join Filter"] ?? 0);
     const touched = (node["Actual Rows"] + removed) * node["Actual Loops"];
     into.set(relation, (into.get(relation) ?? 0) + touched);
@@ -133,9 +139,9 @@ async function nextWrite(): Promise<{ text: string; params: readonly unknown[] }
   return write;
 }
 
-describe.skipIf(skip)("PostgreSQL run store reads without table statistics", () => {
-  const ref = () => [String(KEY.tenant_id), String(KEY.namespace_id), KEY.run_id];
+const ref = () => [String(KEY.tenant_id), String(KEY.namespace_id), KEY.run_id];
 
+describe.skipIf(skip)("the long run", () => {
   it("builds a run long enough to tell a scan from a lookup", async () => {
     const [row] = await (db as PostgresDatabase).query<{ records: number }>(
       "test",
@@ -149,6 +155,13 @@ describe.skipIf(skip)("PostgreSQL run store reads without table statistics", () 
       [KEY.run_id],
     );
     expect(receipts?.count).toBe(CALLS + 1);
+  });
+});
+
+// Suites run in order: first on tables never analyzed, then once ANALYZE has given the planner statistics.
+describe.skipIf(skip).each(["without table statistics", "after ANALYZE"])("PostgreSQL run store reads %s", (when) => {
+  beforeAll(async () => {
+    if (when === "after ANALYZE") await (cluster as PostgresCluster).sql("ANALYZE", [], new URL(url).pathname.slice(1));
   });
 
   it.each([
@@ -169,12 +182,11 @@ describe.skipIf(skip)("PostgreSQL run store reads without table statistics", () 
     }
   });
 
-  it("the write of a decision touches only the rows it writes and the run's head and newest receipt", async () => {
+  it("the write of a decision reads only the run's newest receipt besides the head", async () => {
     const { text, params } = await nextWrite();
     const rows = await touched(text, params);
-    expect(rows.get("runs"), "rows of runs").toBeLessThanOrEqual(2);
     // The newest receipt's seq is read (one row): the write ran whole, as it would have been sent.
     expect(rows.get("action_receipts"), "rows of action_receipts").toBe(1);
-    for (const [table, count] of rows) expect(count, `rows of ${table}`).toBeLessThanOrEqual(8);
+    for (const [table, count] of rows) expect(count, `rows of ${table}`).toBeLessThanOrEqual(2);
   });
 });
