@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { parseJson } from "../../src/json/parse.js";
 import type { JsonObject, JsonValue } from "../../src/json/value.js";
 import { compactJson } from "../../src/json/write.js";
+import { POSTGRES_MIGRATIONS } from "../../src/store/postgres/migrations.js";
 import { type PostgresCluster, skipWithoutPostgres, startPostgres } from "../support/postgres.js";
 import { callTool as call } from "../support/rpc.js";
 import { RELEASE_GATE } from "../support/scenarios.js";
@@ -186,6 +187,53 @@ describe.skipIf(withoutPostgres)("replicas on one PostgreSQL database", () => {
       expect(error).not.toContain("not-the-password-9c1f");
     }
   }, 60_000);
+
+  it(
+    "migrate a new database once when replicas start at once, and refuse to start on one a newer build migrated",
+    { timeout: 90_000 },
+    async () => {
+      const url = await cluster.createDatabase();
+      const database = new URL(url).pathname.slice(1);
+      const serve = () => {
+        const dir = configDir(config(url));
+        dirs.push(dir);
+        return serveDirectory(dir);
+      };
+      const [a, b, c] = await Promise.all([serve(), serve(), serve()]);
+      running.push(a, b, c);
+      const applied = await cluster.sql<{ version: number }>(
+        "SELECT version FROM schema_migrations ORDER BY version",
+        [],
+        database,
+      );
+      expect(applied.map((row) => row.version)).toEqual(POSTGRES_MIGRATIONS.map((migration) => migration.version));
+      await call(a, "scenario_define", { spec });
+      for (const replica of [b, c]) {
+        expect(await call(replica, "scenarios_list", { tenant_id: 1n, namespace_id: 2n })).toMatchObject({
+          items: [{ scenario_id: "release-gate" }],
+        });
+      }
+
+      const newer = (POSTGRES_MIGRATIONS.at(-1)?.version ?? 0) + 1;
+      await cluster.sql(
+        "INSERT INTO schema_migrations (version, name) VALUES ($1, 'a newer build')",
+        [newer],
+        database,
+      );
+      const refused = await serve().then(
+        (server) => {
+          running.push(server);
+          return "started";
+        },
+        (error: unknown) => String(error),
+      );
+      expect(refused).toContain(
+        `run state store version mismatch: unsupported schema version: ${newer} (this build supports up to ${newer - 1}; `,
+      );
+      expect(refused).toContain("was migrated by a newer Decision Gate)");
+      expect(refused).not.toContain(cluster.password);
+    },
+  );
 
   it(
     "see at once what another recorded: define on A, start on B, trigger on A, status and runpack export on B",
