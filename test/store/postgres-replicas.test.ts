@@ -1,14 +1,16 @@
-import { readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { parseJson } from "../../src/json/parse.js";
 import type { JsonObject, JsonValue } from "../../src/json/value.js";
 import { compactJson } from "../../src/json/write.js";
 import { POSTGRES_MIGRATIONS } from "../../src/store/postgres/migrations.js";
-import { type PostgresCluster, skipWithoutPostgres, startPostgres } from "../support/postgres.js";
+import { APP_ROLE, type PostgresCluster, skipWithoutPostgres, startPostgres } from "../support/postgres.js";
 import { callTool as call } from "../support/rpc.js";
 import { RELEASE_GATE } from "../support/scenarios.js";
 import { configDir, runCli, type ServerProcess, serveDirectory } from "../support/server-process.js";
+import { generateTlsFiles, type TlsFiles } from "../support/tls.js";
 import { until } from "../support/until.js";
 
 /*
@@ -122,6 +124,19 @@ async function recordedDecisions(server: ServerProcess, runId: string): Promise<
   return parseJson(readFileSync(join(output, "artifacts/decisions.json"), "utf8")) as JsonObject[];
 }
 
+/** Why a server on configuration `text` did not start ("started" when it did, and is then stopped). */
+async function refusal(text: string, env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const dir = configDir(text);
+  dirs.push(dir);
+  return serveDirectory(dir, [], { DECISION_GATE_DATABASE_URL: "", ...env }).then(
+    (server) => {
+      running.push(server);
+      return "started";
+    },
+    (error: unknown) => String(error),
+  );
+}
+
 /** The JSON-RPC error of a call that must fail, with the HTTP status it came with. */
 async function failure(server: ServerProcess, name: string, args: JsonValue) {
   const response = await fetch(`${server.url}/rpc`, {
@@ -163,17 +178,6 @@ function burst(server: ServerProcess, runId: string, prefix: string, lanes: numb
 describe.skipIf(withoutPostgres)("replicas on one PostgreSQL database", () => {
   it("refuse to start without a database URL, or on a wrong password, naming the field and never the password", async () => {
     const url = await cluster.createDatabase();
-    const refusal = async (text: string, env: NodeJS.ProcessEnv) => {
-      const dir = configDir(text);
-      dirs.push(dir);
-      const started = serveDirectory(dir, [], { DECISION_GATE_DATABASE_URL: "", ...env });
-      return String(
-        await started.then(
-          () => "started",
-          (error: unknown) => error,
-        ),
-      );
-    };
     expect(await refusal(config(), {})).toContain(
       "postgres run_state_store requires url (or the environment variable DECISION_GATE_DATABASE_URL)",
     );
@@ -220,13 +224,7 @@ describe.skipIf(withoutPostgres)("replicas on one PostgreSQL database", () => {
         [newer],
         database,
       );
-      const refused = await serve().then(
-        (server) => {
-          running.push(server);
-          return "started";
-        },
-        (error: unknown) => String(error),
-      );
+      const refused = await refusal(config(url));
       expect(refused).toContain(
         `run state store version mismatch: unsupported schema version: ${newer} (this build supports up to ${newer - 1}; `,
       );
@@ -384,6 +382,64 @@ describe.skipIf(withoutPostgres)("replicas on one PostgreSQL database", () => {
       }
       // A's last call may have committed without its answer arriving: at most one per lane more than acknowledged.
       expect(decisions.length - 1 - onA.acknowledged.size - onB.acknowledged.size).toBeLessThanOrEqual(6);
+    },
+  );
+});
+
+describe.skipIf(withoutPostgres)("a replica on a PostgreSQL server that takes TLS only", () => {
+  let tlsCluster: PostgresCluster | undefined;
+  let tls: TlsFiles;
+  let tlsDir = "";
+
+  beforeAll(async () => {
+    tlsDir = mkdtempSync(join(tmpdir(), "dg-pg-tls-"));
+    tls = generateTlsFiles(tlsDir);
+    tlsCluster = await startPostgres({ tls: { certFile: tls.serverCert, keyFile: tls.serverKey } });
+  }, 60_000);
+  afterAll(async () => {
+    await tlsCluster?.destroy();
+    rmSync(tlsDir, { recursive: true, force: true });
+  });
+
+  it(
+    "connects with sslmode=verify-full and its CA in sslrootcert; without TLS, or with a CA that did not sign the server, it does not start",
+    { timeout: 90_000 },
+    async () => {
+      const server = tlsCluster as PostgresCluster;
+      const url = await server.createDatabase();
+      const withOptions = (options: Record<string, string>) => `${url}?${new URLSearchParams(options)}`;
+      const verified = withOptions({ sslmode: "verify-full", sslrootcert: tls.caCert });
+      const dir = configDir(config(verified));
+      dirs.push(dir);
+      const replica = await serveDirectory(dir);
+      running.push(replica);
+      await call(replica, "scenario_define", { spec });
+      await start(replica, "over-tls");
+      expect((await call(replica, "scenario_next", nextArgs("over-tls", "t-1", 3))).decision).toMatchObject({
+        seq: 2n,
+      });
+      const [connections] = await server.sql<{ encrypted: number; plain: number }>(
+        `SELECT count(*) FILTER (WHERE s.ssl)::integer AS encrypted, count(*) FILTER (WHERE NOT s.ssl)::integer AS plain
+         FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.usename = $1`,
+        [APP_ROLE],
+      );
+      expect(connections).toMatchObject({ encrypted: expect.any(Number), plain: 0 });
+      expect(connections?.encrypted).toBeGreaterThan(0);
+
+      const label = /postgres:\/\/decision_gate@127\.0\.0\.1:\d+\/dg_test_\d+/;
+      const strangerCa = join(tlsDir, "stranger-ca.crt");
+      // As documented (STORAGE.md): no sslmode is no TLS, and `require` verifies the certificate as verify-full does.
+      for (const [options, reason] of [
+        [{ sslmode: "disable" }, /no encryption/],
+        [{}, /no encryption/],
+        [{ sslmode: "require" }, /unable to verify the first certificate/],
+        [{ sslmode: "verify-full", sslrootcert: strangerCa }, /unable to verify the first certificate/],
+      ] as const) {
+        const refused = await refusal(config(withOptions(options)));
+        expect(refused).toMatch(reason);
+        expect(refused).toMatch(label);
+        expect(refused).not.toContain(server.password);
+      }
     },
   );
 });

@@ -1,6 +1,16 @@
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -153,8 +163,44 @@ process.once("exit", () => {
   }
 });
 
-/** Creates and starts a throwaway cluster. Callers must have checked `skipWithoutPostgres` first. */
-export async function startPostgres(): Promise<PostgresCluster> {
+/** A server certificate and its key (PEM files) for a cluster that takes TCP connections over TLS only. */
+export interface PostgresTls {
+  certFile: string;
+  keyFile: string;
+}
+
+/**
+ * Settings and a `pg_hba.conf` in `dir` for TLS only over TCP: the server's certificate and key are copied there
+ * (PostgreSQL wants the key owned by the user it runs as and readable by nobody else); unencrypted TCP connections
+ * are rejected, the unix socket stays open to the superuser.
+ */
+function tlsOnly(dir: string, tls: PostgresTls): { settings: Record<string, string>; files: string[] } {
+  const cert = join(dir, "server.crt");
+  const key = join(dir, "server.key");
+  const hba = join(dir, "pg_hba.conf");
+  copyFileSync(tls.certFile, cert);
+  copyFileSync(tls.keyFile, key);
+  chmodSync(key, 0o600);
+  writeFileSync(
+    hba,
+    [
+      "local all all trust",
+      "hostssl all all 127.0.0.1/32 scram-sha-256",
+      "hostnossl all all 127.0.0.1/32 reject",
+      "",
+    ].join("\n"),
+  );
+  return {
+    settings: { ssl: "on", ssl_cert_file: `'${cert}'`, ssl_key_file: `'${key}'`, hba_file: `'${hba}'` },
+    files: [cert, key, hba],
+  };
+}
+
+/**
+ * Creates and starts a throwaway cluster; with `tls`, one that takes TCP connections over TLS only. Callers must
+ * have checked `skipWithoutPostgres` first.
+ */
+export async function startPostgres(options: { tls?: PostgresTls } = {}): Promise<PostgresCluster> {
   if (!("bin" in found)) throw new Error(`PostgreSQL is not available: ${found.missing}`);
   const { bin } = found;
   const dir = mkdtempSync(join(tmpdir(), "dg-pg-"));
@@ -164,10 +210,11 @@ export async function startPostgres(): Promise<PostgresCluster> {
   const password = randomBytes(12).toString("hex");
   writeFileSync(superPasswordFile, randomBytes(12).toString("hex"));
   writeFileSync(logFile, "");
+  const tls = options.tls === undefined ? undefined : tlsOnly(dir, options.tls);
   if (isRoot()) {
     const uid = Number(spawnSync("id", ["-u", "postgres"]).stdout.toString());
     const gid = Number(spawnSync("id", ["-g", "postgres"]).stdout.toString());
-    for (const path of [dir, superPasswordFile, logFile]) chownSync(path, uid, gid);
+    for (const path of [dir, superPasswordFile, logFile, ...(tls?.files ?? [])]) chownSync(path, uid, gid);
   }
   const handle = { bin, dataDir };
   let port = 0;
@@ -189,7 +236,8 @@ export async function startPostgres(): Promise<PostgresCluster> {
   ]);
 
   const start = async (): Promise<void> => {
-    const options = Object.entries({ ...SETTINGS, port: String(port), unix_socket_directories: `'${dir}'` })
+    const settings = { ...SETTINGS, ...tls?.settings, port: String(port), unix_socket_directories: `'${dir}'` };
+    const options = Object.entries(settings)
       .map(([key, value]) => `-c ${key}=${value}`)
       .join(" ");
     await run(bin, "pg_ctl", ["start", "-D", dataDir, "-l", logFile, "-w", "-t", "60", "-o", options]);
