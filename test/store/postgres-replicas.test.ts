@@ -176,20 +176,24 @@ function burst(server: ServerProcess, runId: string, prefix: string, lanes: numb
 }
 
 describe.skipIf(withoutPostgres)("replicas on one PostgreSQL database", () => {
-  it("refuse to start without a database URL, or on a wrong password, naming the field and never the password", async () => {
+  it("refuse to start without a database URL, or on a wrong password, naming the field and never the password; take it from PGPASSWORD", async () => {
     const url = await cluster.createDatabase();
     expect(await refusal(config(), {})).toContain(
       "postgres run_state_store requires url (or the environment variable DECISION_GATE_DATABASE_URL)",
     );
     const wrong = url.replace(cluster.password, "not-the-password-9c1f");
+    const withoutPassword = url.replace(`:${cluster.password}@`, "@");
     for (const error of [
       await refusal(config(wrong), {}),
       await refusal(config(), { DECISION_GATE_DATABASE_URL: wrong }),
+      await refusal(config(withoutPassword), { PGPASSWORD: "not-the-password-9c1f" }),
     ]) {
       expect(error).toMatch(/password authentication failed/);
       expect(error).toMatch(/postgres:\/\/decision_gate@127\.0\.0\.1:\d+\/dg_test_\d+/);
       expect(error).not.toContain("not-the-password-9c1f");
     }
+    // The password may instead come from PGPASSWORD, kept out of the file and the URL (STORAGE.md).
+    expect(await refusal(config(withoutPassword), { PGPASSWORD: cluster.password })).toBe("started");
   }, 60_000);
 
   it(
