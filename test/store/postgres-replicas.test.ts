@@ -362,6 +362,40 @@ describe.skipIf(withoutPostgres)("replicas on one PostgreSQL database", () => {
   );
 
   it(
+    "take a database that stops taking writes (a demoted primary) as unavailable: not ready, retryable errors, nothing recorded",
+    { timeout: 120_000 },
+    async () => {
+      const [a, b] = await sharedReplicas();
+      await start(a, "demoted");
+      await call(a, "scenario_next", nextArgs("demoted", "t-1", 3));
+      const readOnly = async (on: boolean) => {
+        await cluster.sql(
+          `ALTER SYSTEM ${on ? "SET default_transaction_read_only = on" : "RESET default_transaction_read_only"}`,
+        );
+        await cluster.sql("SELECT pg_reload_conf()");
+      };
+      await readOnly(true);
+      try {
+        for (const server of [a, b]) {
+          await until(async () => (await readyz(server)) === 503, 10_000);
+          const { status, error } = await failure(server, "scenario_next", nextArgs("demoted", "t-2", 4));
+          expect(status).toBe(503);
+          expect(error).toMatchObject({ code: -32072n, data: { retryable: true } });
+          expect(String(error?.message)).toMatch(
+            /^run state store unavailable: postgres:\/\/decision_gate@127\.0\.0\.1:\d+\/dg_test_\d+: .*read-only transaction; retry later$/,
+          );
+        }
+      } finally {
+        await readOnly(false);
+      }
+      for (const server of [a, b]) await until(async () => (await readyz(server)) === 200, 10_000);
+      // Neither refused call was recorded: t-2 is decided once, as the run's next decision.
+      expect((await call(b, "scenario_next", nextArgs("demoted", "t-2", 4))).decision).toMatchObject({ seq: 3n });
+      expect((await call(a, "scenario_next", nextArgs("demoted", "t-2", 4))).decision).toMatchObject({ seq: 3n });
+    },
+  );
+
+  it(
     "lose nothing acknowledged when one replica is killed mid-burst, while the other keeps serving the run",
     { timeout: 150_000 },
     async () => {

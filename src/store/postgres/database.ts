@@ -45,10 +45,12 @@ export interface Queries {
 export type TransactionMode = "read write" | "read only";
 
 /**
- * Driver error codes and SQLSTATEs of a database that cannot be reached or is going away (class 08 connection
- * exceptions, admin/crash shutdown, cannot connect now, too many connections).
+ * Driver error codes and SQLSTATEs of a database that cannot serve a call now: it cannot be reached or is going away
+ * (class 08 connection exceptions, admin/crash shutdown, cannot connect now, too many connections), or it takes no
+ * writes (25006: a standby, or a primary demoted by a failover). Nothing of the call was recorded; retrying is safe.
  */
-const UNREACHABLE_CODES = new Set([
+const UNAVAILABLE_CODES = new Set([
+  "25006",
   "ECONNREFUSED",
   "ECONNRESET",
   "ETIMEDOUT",
@@ -200,7 +202,7 @@ export class PostgresDatabase {
     const code = (error as { code?: unknown } | null)?.code;
     const details: ErrorDetails = typeof code === "string" ? { postgres_code: code } : {};
     const message = this.scrub(error instanceof Error ? error.message : String(error));
-    if ((typeof code === "string" && UNREACHABLE_CODES.has(code)) || UNREACHABLE_MESSAGES.test(message)) {
+    if ((typeof code === "string" && UNAVAILABLE_CODES.has(code)) || UNREACHABLE_MESSAGES.test(message)) {
       return new StoreUnavailableError(`${label} unavailable: ${this.name}: ${message}; retry later`, details);
     }
     if (code === "22021" || code === "22P05") {
