@@ -37,6 +37,8 @@ interface Database {
   forgeFirstDecision?(): Promise<void>;
   /** How many advisory lock requests wait in the database (PostgreSQL). */
   advisoryLockWaiters?(): Promise<number>;
+  /** Ends the sessions holding advisory locks, as a lost connection would (PostgreSQL); how many it ended. */
+  endLockHolders?(): Promise<number>;
 }
 
 const FORGED = ['"unmet_gates":["window_gate"]', '"unmet_gates":[]'] as const;
@@ -123,6 +125,11 @@ const postgres: Backend = {
         const waiting = "SELECT count(*)::integer AS waiters FROM pg_locks WHERE locktype = 'advisory' AND NOT granted";
         const [row] = await server.sql<{ waiters: number }>(waiting, [], name);
         return row?.waiters ?? 0;
+      },
+      async endLockHolders() {
+        const holders = `SELECT pg_terminate_backend(pid) AS ended FROM pg_locks
+          WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()`;
+        return (await server.sql(holders, [], name)).length;
       },
       async flipNewestRecord() {
         await server.sql(
@@ -319,6 +326,27 @@ describe.each([memory, sqlite, postgres])("the run-state store contract: $name",
         // What the held work throws comes back as thrown, not as a store failure.
         const own = new RangeError("the work's own failure");
         await expect(holder.exclusive(KEY, () => Promise.reject(own))).rejects.toBe(own);
+      },
+    );
+
+    it.skipIf(backend.name !== "PostgreSQL")(
+      "a held run whose lock's connection is lost still answers what its work did (the lock goes with the session)",
+      async () => {
+        const db = await backend.database();
+        const [holder, other] = [await db.store(), await db.store()];
+        await planeOn(holder, NEVER_PASSES).start(runConfig(), logical(1), false);
+        const answer = await holder.exclusive(KEY, async () => {
+          expect(await db.endLockHolders?.()).toBe(1);
+          // The lock is gone with its session: another store's commit is no longer held back.
+          const session = await other.open(KEY);
+          await other.commit(KEY, session?.head.version ?? -1, toolCallChange("call-other"));
+          const own = await holder.open(KEY);
+          await holder.commit(KEY, own?.head.version ?? -1, toolCallChange("call-holder"));
+          return "committed";
+        });
+        expect(answer).toBe("committed");
+        const state = (await holder.load(KEY)) as RunState;
+        expect(state.tool_calls.map((call) => call.call_id)).toEqual(["call-other", "call-holder"]);
       },
     );
 

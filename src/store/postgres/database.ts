@@ -153,20 +153,25 @@ export class PostgresDatabase {
    * Runs `work` holding the advisory lock keyed by `lockText` (hashed) in a transaction of its own, on a connection
    * checked out until `work` ends (transaction-scoped, so a pooler in transaction mode keeps it on one server
    * connection). Waiting for the lock is first come, first served; a connection lost meanwhile releases the lock
-   * (which `work` cannot notice: the guards of its writes still hold). At most half the pool holds such locks at
-   * once, so `work` always finds connections for its own statements.
+   * (which `work` cannot notice: the guards of its writes still hold), and what `work` returned is still the answer.
+   * At most half the pool holds such locks at once, so `work` always finds connections for its own statements.
    */
   async withAdvisoryLock<T>(label: string, lockText: string, work: () => Promise<T>): Promise<T> {
     return this.lockSlots.run(async () => {
       // What `work` throws is its own failure, not the database's: it passes through as thrown.
-      let outcome = { thrown: new Error("advisory lock: work did not run") } as { value: T } | { thrown: unknown };
-      await this.transaction(label, async (queries) => {
+      let outcome: { value: T } | { thrown: unknown } | undefined;
+      const held = this.transaction(label, async (queries) => {
         await queries.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [lockText]);
         outcome = await work().then(
           (value) => ({ value }),
           (thrown: unknown) => ({ thrown }),
         );
       });
+      // Once `work` has run, the lock's end is no failure of the call: a session lost meanwhile took it along.
+      await held.catch((failure: unknown) => {
+        if (outcome === undefined) throw failure;
+      });
+      if (outcome === undefined) throw new Error("advisory lock: work did not run");
       if ("thrown" in outcome) throw outcome.thrown;
       return outcome.value;
     });
