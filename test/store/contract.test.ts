@@ -29,14 +29,17 @@ type Store = RunStateStore & RunStoreVerifier;
 
 /** One database of a backend: stores on it, and a way to damage its rows from outside the store. */
 interface Database {
-  /** A store on this database; a new one each call where the backend has more than one connection. */
-  store(): Promise<Store>;
+  /**
+   * A store on this database; a new one each call where the backend has more than one connection. `lockIdleTimeoutMs`
+   * bounds how long a run's lock may sit idle (PostgreSQL).
+   */
+  store(options?: { lockIdleTimeoutMs?: number }): Promise<Store>;
   /** Flips a byte of the run's newest record, as a disk fault or a manual edit would. */
   flipNewestRecord?(): Promise<void>;
   /** Rewrites the run's first decision (a hold becomes a pass of no gate) with its own `record_sha256` recomputed. */
   forgeFirstDecision?(): Promise<void>;
-  /** How many advisory lock requests wait in the database (PostgreSQL). */
-  advisoryLockWaiters?(): Promise<number>;
+  /** How many advisory locks are held, and how many requests for one wait, in the database (PostgreSQL). */
+  advisoryLocks?(): Promise<{ held: number; waiting: number }>;
   /** Ends the sessions holding advisory locks, as a lost connection would (PostgreSQL); how many it ended. */
   endLockHolders?(): Promise<number>;
 }
@@ -113,18 +116,19 @@ const postgres: Backend = {
     if (cluster === undefined) throw new Error("no PostgreSQL cluster");
     const url = await cluster.createDatabase();
     const name = new URL(url).pathname.slice(1);
-    const open = async () => {
-      const db: PostgresDatabase = await openPostgresDatabase({ url });
+    const open = async (options: { lockIdleTimeoutMs?: number } = {}) => {
+      const db: PostgresDatabase = await openPostgresDatabase({ url, ...options });
       closers.push(() => db.close());
       return new PostgresRunStateStore(db);
     };
     const server = cluster;
     return {
       store: open,
-      async advisoryLockWaiters() {
-        const waiting = "SELECT count(*)::integer AS waiters FROM pg_locks WHERE locktype = 'advisory' AND NOT granted";
-        const [row] = await server.sql<{ waiters: number }>(waiting, [], name);
-        return row?.waiters ?? 0;
+      async advisoryLocks() {
+        const counts = `SELECT count(*) FILTER (WHERE granted)::integer AS held,
+          count(*) FILTER (WHERE NOT granted)::integer AS waiting FROM pg_locks WHERE locktype = 'advisory'`;
+        const [row] = await server.sql<{ held: number; waiting: number }>(counts, [], name);
+        return row ?? { held: 0, waiting: 0 };
       },
       async endLockHolders() {
         const holders = `SELECT pg_terminate_backend(pid) AS ended FROM pg_locks
@@ -351,6 +355,25 @@ describe.each([memory, sqlite, postgres])("the run-state store contract: $name",
     );
 
     it.skipIf(backend.name !== "PostgreSQL")(
+      "a run's lock left idle past its bound is given up: the run is free for others, and the held work still answers",
+      async () => {
+        const db = await backend.database();
+        const [holder, other] = [await db.store({ lockIdleTimeoutMs: 500 }), await db.store()];
+        await planeOn(holder, NEVER_PASSES).start(runConfig(), logical(1), false);
+        const answer = await holder.exclusive(KEY, async () => {
+          // A step that outlasts the bound, as a frozen holder would: PostgreSQL ends the lock's session.
+          await until(async () => (await db.advisoryLocks?.())?.held === 0, 10_000);
+          const session = await other.open(KEY);
+          await other.commit(KEY, session?.head.version ?? -1, toolCallChange("call-other"));
+          return "answered";
+        });
+        expect(answer).toBe("answered");
+        const state = (await holder.load(KEY)) as RunState;
+        expect(state.tool_calls.map((call) => call.call_id)).toEqual(["call-other"]);
+      },
+    );
+
+    it.skipIf(backend.name !== "PostgreSQL")(
       "a store queued for a run goes before any other store's write: a losing replica is served next",
       async () => {
         const db = await backend.database();
@@ -383,7 +406,7 @@ describe.each([memory, sqlite, postgres])("the run-state store contract: $name",
           await otherRefused;
           await commitAs(queued, "call-queued");
         });
-        await until(async () => (await db.advisoryLockWaiters?.()) === 1, 10_000);
+        await until(async () => (await db.advisoryLocks?.())?.waiting === 1, 10_000);
         release();
         await first;
         // The holder is done: the store that queued behind it keeps this write out, though it has written nothing.

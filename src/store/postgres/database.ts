@@ -25,6 +25,8 @@ export interface PostgresOptions {
   url: string;
   /** Connections this process keeps at most (the pool's size). */
   maxConnections?: number;
+  /** How long a run's lock may sit idle before PostgreSQL ends its session (default `LOCK_IDLE_TIMEOUT_MS`). */
+  lockIdleTimeoutMs?: number;
 }
 
 export const DEFAULT_MAX_CONNECTIONS = 10;
@@ -33,6 +35,13 @@ const CONNECT_TIMEOUT_MS = 5000;
 /** A statement that gets no answer for this long fails (a database that hangs rather than refuses). */
 const QUERY_TIMEOUT_MS = 30_000;
 const READY_TIMEOUT_MS = 2000;
+/**
+ * A run's advisory lock is held by a transaction that sits idle while the step it guards runs. PostgreSQL ends the
+ * session of one idle for longer, so a holder that froze or lost its network (where TCP would notice only after
+ * hours) keeps the run from other replicas for at most this long. A step that outlasts it loses only its place in
+ * the queue: its writes are guarded on their own.
+ */
+export const LOCK_IDLE_TIMEOUT_MS = 60_000;
 /** The advisory lock key migrations run under ("DGMI"): any fixed value all replicas agree on. */
 const MIGRATION_LOCK = "1145523529";
 const LABEL = "run state store";
@@ -94,6 +103,7 @@ export class PostgresDatabase {
     /** `postgres://user@host:port/database`: how errors and logs name the database. */
     readonly name: string,
     private readonly password: string,
+    private readonly lockIdleTimeoutMs = LOCK_IDLE_TIMEOUT_MS,
   ) {
     this.lockSlots = new Slots(Math.max(1, Math.floor(pool.options.max / 2)));
   }
@@ -161,7 +171,10 @@ export class PostgresDatabase {
       // What `work` throws is its own failure, not the database's: it passes through as thrown.
       let outcome: { value: T } | { thrown: unknown } | undefined;
       const held = this.transaction(label, async (queries) => {
-        await queries.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [lockText]);
+        await queries.query(
+          "SELECT set_config('idle_in_transaction_session_timeout', $2, true), pg_advisory_xact_lock(hashtextextended($1, 0))",
+          [lockText, String(this.lockIdleTimeoutMs)],
+        );
         outcome = await work().then(
           (value) => ({ value }),
           (thrown: unknown) => ({ thrown }),
@@ -253,7 +266,12 @@ export async function openPostgresDatabase(
   // An idle connection lost (database restart, failover) is an event, not a crash: the pool drops it and opens a
   // new one on demand.
   pool.on("error", () => {});
-  const database = new PostgresDatabase(pool, databaseLabel(options.url), passwordOf(options.url));
+  const database = new PostgresDatabase(
+    pool,
+    databaseLabel(options.url),
+    passwordOf(options.url),
+    options.lockIdleTimeoutMs,
+  );
   try {
     await migrate(database, migrations);
   } catch (error) {
