@@ -41,7 +41,7 @@ const READY_TIMEOUT_MS = 2000;
  * hours) keeps the run from other replicas for at most this long. A step that outlasts it loses only its place in
  * the queue: its writes are guarded on their own.
  */
-export const LOCK_IDLE_TIMEOUT_MS = 60_000;
+const LOCK_IDLE_TIMEOUT_MS = 60_000;
 /** The advisory lock key migrations run under ("DGMI"): any fixed value all replicas agree on. */
 const MIGRATION_LOCK = "1145523529";
 const LABEL = "run state store";
