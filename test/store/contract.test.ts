@@ -165,6 +165,20 @@ function planeOn(store: RunStateStore, spec = RELEASE_GATE) {
   return new ControlPlane(specFrom(spec), { store, evidence: new TimeEvidence() });
 }
 
+/** A fresh database of `backend` with the run started through `holder`, and `other`, a second store on it. */
+async function twoStoresOnOneRun(backend: Backend, holderOptions?: { lockIdleTimeoutMs?: number }) {
+  const db = await backend.database();
+  const [holder, other] = [await db.store(holderOptions), await db.store()];
+  await planeOn(holder, NEVER_PASSES).start(runConfig(), logical(1), false);
+  return { db, holder, other };
+}
+
+/** Opens the run through `store` and commits one tool call, `callId`, at the version it read. */
+async function commitToolCall(store: RunStateStore, callId: string): Promise<void> {
+  const session = await store.open(KEY);
+  await store.commit(KEY, session?.head.version ?? -1, toolCallChange(callId));
+}
+
 const canonical = (value: unknown) => canonicalJson(value as JsonValue);
 
 /** The same calls on any store; what they answered and the run they left, to compare between backends. */
@@ -313,18 +327,12 @@ describe.each([memory, sqlite, postgres])("the run-state store contract: $name",
     it.skipIf(backend.name !== "PostgreSQL")(
       "a run held by one store (exclusive) refuses the other store's commits until released, and takes its own",
       async () => {
-        const db = await backend.database();
-        const [holder, other] = [await db.store(), await db.store()];
-        await planeOn(holder, NEVER_PASSES).start(runConfig(), logical(1), false);
+        const { holder, other } = await twoStoresOnOneRun(backend);
         await holder.exclusive(KEY, async () => {
-          const session = await other.open(KEY);
-          const refused = other.commit(KEY, session?.head.version ?? -1, toolCallChange("call-other"));
-          await expect(refused).rejects.toBeInstanceOf(StaleRunVersionError);
-          const own = await holder.open(KEY);
-          await holder.commit(KEY, own?.head.version ?? -1, toolCallChange("call-holder"));
+          await expect(commitToolCall(other, "call-other")).rejects.toBeInstanceOf(StaleRunVersionError);
+          await commitToolCall(holder, "call-holder");
         });
-        const session = await other.open(KEY);
-        await other.commit(KEY, session?.head.version ?? -1, toolCallChange("call-other"));
+        await commitToolCall(other, "call-other");
         const state = (await holder.load(KEY)) as RunState;
         expect(state.tool_calls.map((call) => call.call_id)).toEqual(["call-holder", "call-other"]);
         // What the held work throws comes back as thrown, not as a store failure.
@@ -336,16 +344,12 @@ describe.each([memory, sqlite, postgres])("the run-state store contract: $name",
     it.skipIf(backend.name !== "PostgreSQL")(
       "a held run whose lock's connection is lost still answers what its work did (the lock goes with the session)",
       async () => {
-        const db = await backend.database();
-        const [holder, other] = [await db.store(), await db.store()];
-        await planeOn(holder, NEVER_PASSES).start(runConfig(), logical(1), false);
+        const { db, holder, other } = await twoStoresOnOneRun(backend);
         const answer = await holder.exclusive(KEY, async () => {
           expect(await db.endLockHolders?.()).toBe(1);
           // The lock is gone with its session: another store's commit is no longer held back.
-          const session = await other.open(KEY);
-          await other.commit(KEY, session?.head.version ?? -1, toolCallChange("call-other"));
-          const own = await holder.open(KEY);
-          await holder.commit(KEY, own?.head.version ?? -1, toolCallChange("call-holder"));
+          await commitToolCall(other, "call-other");
+          await commitToolCall(holder, "call-holder");
           return "committed";
         });
         expect(answer).toBe("committed");
@@ -357,14 +361,11 @@ describe.each([memory, sqlite, postgres])("the run-state store contract: $name",
     it.skipIf(backend.name !== "PostgreSQL")(
       "a run's lock left idle past its bound is given up: the run is free for others, and the held work still answers",
       async () => {
-        const db = await backend.database();
-        const [holder, other] = [await db.store({ lockIdleTimeoutMs: 500 }), await db.store()];
-        await planeOn(holder, NEVER_PASSES).start(runConfig(), logical(1), false);
+        const { db, holder, other } = await twoStoresOnOneRun(backend, { lockIdleTimeoutMs: 500 });
         const answer = await holder.exclusive(KEY, async () => {
           // A step that outlasts the bound, as a frozen holder would: PostgreSQL ends the lock's session.
           await until(async () => (await db.advisoryLocks?.())?.held === 0, 10_000);
-          const session = await other.open(KEY);
-          await other.commit(KEY, session?.head.version ?? -1, toolCallChange("call-other"));
+          await commitToolCall(other, "call-other");
           return "answered";
         });
         expect(answer).toBe("answered");
@@ -381,8 +382,7 @@ describe.each([memory, sqlite, postgres])("the run-state store contract: $name",
         await planeOn(holder, NEVER_PASSES).start(runConfig(), logical(1), false);
         const committed: string[] = [];
         const commitAs = async (store: Store, callId: string) => {
-          const session = await store.open(KEY);
-          await store.commit(KEY, session?.head.version ?? -1, toolCallChange(callId));
+          await commitToolCall(store, callId);
           committed.push(callId);
         };
         let release = () => {};

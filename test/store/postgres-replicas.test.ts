@@ -150,6 +150,33 @@ async function failure(server: ServerProcess, name: string, args: JsonValue) {
 
 const readyz = async (server: ServerProcess) => (await fetch(`${server.url}/readyz`)).status;
 
+/** The shared replicas, with run `runId` started through A and decided once (t-1). */
+async function sharedRunWithOneDecision(runId: string): Promise<[ServerProcess, ServerProcess]> {
+  const [a, b] = await sharedReplicas();
+  await start(a, runId);
+  await call(a, "scenario_next", nextArgs(runId, "t-1", 3));
+  return [a, b];
+}
+
+/** `scenario_next` of t-2 on `runId` through `server`, which must fail with the retryable `-32072`: its message. */
+async function refusedAsUnavailable(server: ServerProcess, runId: string): Promise<string> {
+  const { status, error } = await failure(server, "scenario_next", nextArgs(runId, "t-2", 4));
+  expect(status).toBe(503);
+  expect(error).toMatchObject({ code: -32072n, data: { retryable: true } });
+  return String(error?.message);
+}
+
+/**
+ * Both replicas ready again within `withinMs`, without a restart; t-2 on `runId`, refused while the database could
+ * not take it, is decided once, as the run's next decision, through either replica.
+ */
+async function recovered(replicas: readonly [ServerProcess, ServerProcess], runId: string, withinMs: number) {
+  for (const server of replicas) await until(async () => (await readyz(server)) === 200, withinMs);
+  for (const server of [...replicas].reverse()) {
+    expect((await call(server, "scenario_next", nextArgs(runId, "t-2", 4))).decision).toMatchObject({ seq: 3n });
+  }
+}
+
 /** Sends scenario_next with fresh trigger ids on `lanes` parallel lanes until `stop()`; the acknowledged ones. */
 function burst(server: ServerProcess, runId: string, prefix: string, lanes: number) {
   const acknowledged = new Map<string, string>();
@@ -333,27 +360,20 @@ describe.skipIf(withoutPostgres)("replicas on one PostgreSQL database", () => {
     "survive a database restart: not ready and fast retryable errors while it is down, then serve again by themselves",
     { timeout: 120_000 },
     async () => {
-      const [a, b] = await sharedReplicas();
-      await start(a, "outage");
-      await call(a, "scenario_next", nextArgs("outage", "t-1", 3));
+      const [a, b] = await sharedRunWithOneDecision("outage");
       expect([await readyz(a), await readyz(b)]).toEqual([200, 200]);
 
       await cluster.stop("fast");
       for (const server of [a, b]) {
         expect(await until(async () => (await readyz(server)) === 503, 5000)).toBeLessThan(5000);
         const started = Date.now();
-        const { status, error } = await failure(server, "scenario_next", nextArgs("outage", "t-2", 4));
+        const message = await refusedAsUnavailable(server, "outage");
         expect(Date.now() - started).toBeLessThan(5000);
-        expect(status).toBe(503);
-        expect(error).toMatchObject({ code: -32072n, data: { retryable: true } });
-        expect(String(error?.message)).toMatch(/unavailable: postgres:\/\/decision_gate@127\.0\.0\.1:\d+\/dg_test_\d+/);
+        expect(message).toMatch(/unavailable: postgres:\/\/decision_gate@127\.0\.0\.1:\d+\/dg_test_\d+/);
       }
 
       await cluster.start();
-      for (const server of [a, b]) await until(async () => (await readyz(server)) === 200, 15_000);
-      // The same processes, without a restart: the run continues on both, and t-2 is recorded once.
-      expect((await call(b, "scenario_next", nextArgs("outage", "t-2", 4))).decision).toMatchObject({ seq: 3n });
-      expect((await call(a, "scenario_next", nextArgs("outage", "t-2", 4))).decision).toMatchObject({ seq: 3n });
+      await recovered([a, b], "outage", 15_000);
       for (const server of [a, b]) {
         expect(server.child.exitCode).toBeNull();
         expect(server.stderr()).not.toContain(cluster.password);
@@ -365,9 +385,7 @@ describe.skipIf(withoutPostgres)("replicas on one PostgreSQL database", () => {
     "take a database that stops taking writes (a demoted primary) as unavailable: not ready, retryable errors, nothing recorded",
     { timeout: 120_000 },
     async () => {
-      const [a, b] = await sharedReplicas();
-      await start(a, "demoted");
-      await call(a, "scenario_next", nextArgs("demoted", "t-1", 3));
+      const [a, b] = await sharedRunWithOneDecision("demoted");
       const readOnly = async (on: boolean) => {
         await cluster.sql(
           `ALTER SYSTEM ${on ? "SET default_transaction_read_only = on" : "RESET default_transaction_read_only"}`,
@@ -378,20 +396,14 @@ describe.skipIf(withoutPostgres)("replicas on one PostgreSQL database", () => {
       try {
         for (const server of [a, b]) {
           await until(async () => (await readyz(server)) === 503, 10_000);
-          const { status, error } = await failure(server, "scenario_next", nextArgs("demoted", "t-2", 4));
-          expect(status).toBe(503);
-          expect(error).toMatchObject({ code: -32072n, data: { retryable: true } });
-          expect(String(error?.message)).toMatch(
+          expect(await refusedAsUnavailable(server, "demoted")).toMatch(
             /^run state store unavailable: postgres:\/\/decision_gate@127\.0\.0\.1:\d+\/dg_test_\d+: .*read-only transaction; retry later$/,
           );
         }
       } finally {
         await readOnly(false);
       }
-      for (const server of [a, b]) await until(async () => (await readyz(server)) === 200, 10_000);
-      // Neither refused call was recorded: t-2 is decided once, as the run's next decision.
-      expect((await call(b, "scenario_next", nextArgs("demoted", "t-2", 4))).decision).toMatchObject({ seq: 3n });
-      expect((await call(a, "scenario_next", nextArgs("demoted", "t-2", 4))).decision).toMatchObject({ seq: 3n });
+      await recovered([a, b], "demoted", 10_000);
     },
   );
 
